@@ -1,0 +1,41 @@
+# Every target sets itself up: `make run` and `make test` install into .venv/ when needed.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+QA     := $(VENV)/bin/qa
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install run test lint format eval bench model clean
+
+install: $(STAMP)
+
+# torch first, pinned: its CPU build is on this machine's disk, while an unpinned torch would
+# pull a several-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+model: install
+	$(QA) model build
+
+run: install
+	$(QA) model build
+	$(QA) run --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) data .pytest_cache
