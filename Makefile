@@ -24,10 +24,18 @@ model: install
 
 run: install
 	$(QA) model build
-	$(QA) run --host $(HOST) --port $(PORT)
+	$(QA) ingest seeds/
+	$(QA) serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest
+
+eval: install
+	$(QA) eval
+
+bench: install
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(QA) bench
 
 lint: install
 	$(VENV)/bin/ruff check .

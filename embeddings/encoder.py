@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -23,6 +24,18 @@ _ST_DIRECTORY_FILES = ("modules.json", "config.json")
 _FINGERPRINT_SAMPLE = 1 << 16
 # Batches above this size show a progress bar when stderr is a terminal.
 _PROGRESS_THRESHOLD = 256
+
+
+class TextEncoder(Protocol):
+    """What the search service needs from an encoder (the real one, or a fake in tests)."""
+
+    name: str
+    dimension: int
+    fingerprint: str
+
+    def count_tokens(self, text: str) -> int: ...
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray: ...
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -114,9 +127,7 @@ class Encoder:
         self.batch_size = batch_size
         self.dimension = int(self._model.get_embedding_dimension())
         self.fingerprint = (
-            model_fingerprint(directory)
-            if directory
-            else hashlib.sha256(name.encode()).hexdigest()[:16]
+            model_fingerprint(directory) if directory else hashlib.sha256(name.encode()).hexdigest()[:16]
         )
         self.prompts = dict(self._model.prompts)
 
@@ -125,9 +136,8 @@ class Encoder:
         return int(self._model.max_seq_length)
 
     def count_tokens(self, text: str) -> int:
-        """Tokens the model sees for `text` as a document, prompt and specials included."""
-        prompt = self.prompts.get("document", "")
-        return len(self._model.tokenizer(prompt + text, add_special_tokens=True)["input_ids"])
+        """Tokens of `text` alone, without the prompt and the special tokens around it."""
+        return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, query=True, show_progress=False)

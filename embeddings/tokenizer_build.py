@@ -13,8 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from tokenizers import AddedToken
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from embeddings.errors import ModelError
 from embeddings.packed import PackedVocab
@@ -85,7 +84,9 @@ def compile_charsmap(normalization: dict[int, str]) -> bytes:
 def build_tokenizer(vocab: PackedVocab, normalization: dict[int, str]) -> Tokenizer:
     """An XLM-R style Unigram tokenizer: charsmap, space folding, metaspace, `<s> $A </s>`."""
     tokenizer = Tokenizer(
-        models.Unigram(list(zip(vocab.pieces, vocab.scores)), unk_id=vocab.unk_id, byte_fallback=False)
+        models.Unigram(
+            list(zip(vocab.pieces, vocab.scores, strict=True)), unk_id=vocab.unk_id, byte_fallback=False
+        )
     )
     tokenizer.normalizer = normalizers.Sequence(
         [

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import click
 
 from embeddings.errors import ModelError
+from qa.errors import QAError
+
+INDEX_OPTION = click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="QA_INDEX_DIR",
+    default="data/index",
+    show_default=True,
+    help="Index directory (env QA_INDEX_DIR).",
+)
 
 
 class QAGroup(click.Group):
@@ -15,7 +28,7 @@ class QAGroup(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except ModelError as exc:
+        except (ModelError, QAError) as exc:
             raise click.ClickException(str(exc)) from exc
 
 
@@ -57,8 +70,6 @@ def model_build(force: bool, target: str | None) -> None:
       qa model build
       QA_MODEL=$(qa model build | tail -n 1) qa model info
     """
-    from pathlib import Path
-
     from embeddings.build import build_model
 
     result = build_model(Path(target) if target else None, force=force)
@@ -84,3 +95,143 @@ def model_info(as_json: bool) -> None:
         return
     for key, value in info.items():
         click.echo(f"{key:>12}: {value}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@INDEX_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(paths: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
+    """Add files and folders to the index (.txt .md .html .jsonl).
+
+    A document's id is its file name without extension. Unchanged documents are skipped,
+    changed ones replaced; files that cannot be read are reported and the rest still ingested.
+
+    \b
+    Examples:
+      qa ingest seeds/
+      qa ingest news/ extra.jsonl --index /srv/qa-index
+    """
+    from qa.documents import iter_documents
+    from qa.ingest import ingest_documents
+    from qa.service import open_service
+
+    items = list(iter_documents(paths))  # fails on a missing path before loading the model
+    service = open_service(index_dir)
+    report = ingest_documents(
+        service.index, service.encoder, items, progress=sys.stderr.isatty(), total=len(items)
+    )
+    for skipped in report.failed:
+        click.echo(f"skipped {skipped.path}: {skipped.reason}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        click.echo(report.summary())
+
+
+def _read_questions(questions: tuple[str, ...]) -> list[str]:
+    if questions == ("-",):
+        return [line.strip() for line in sys.stdin if line.strip()]
+    if not questions:
+        raise click.UsageError("give a question, or - to read one question per line from stdin")
+    return [" ".join(questions)]
+
+
+def _print_hits(response) -> None:
+    click.echo(click.style(f"Q: {response.question}", bold=True))
+    if not response.passages:
+        click.echo("  no passages found")
+    for hit in response.passages:
+        click.echo(
+            f"\n{hit.rank}. {click.style(hit.document.title, bold=True)}"
+            f"  [{hit.document.id}, score {hit.score:.4f}]"
+        )
+        before = hit.text[: hit.answer.start - hit.start]
+        after = hit.text[hit.answer.end - hit.start :]
+        answer = click.style(hit.answer.text, fg="yellow", bold=True, underline=True)
+        click.echo("   " + (before + answer + after).replace("\n", "\n   "))
+    click.echo(f"\n({response.took_ms:.1f} ms)")
+
+
+@main.command()
+@click.argument("questions", nargs=-1)
+@INDEX_OPTION
+@click.option("-k", "k", type=int, default=5, show_default=True, help="How many passages (1-50).")
+@click.option(
+    "--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default=None, help="Ranking method."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question (JSON lines).")
+def ask(questions: tuple[str, ...], index_dir: Path, k: int, mode: str | None, as_json: bool) -> None:
+    """Ask a question; prints the passages that answer it, the answer sentence highlighted.
+
+    The words of QUESTIONS form one question; "-" reads one question per line from stdin.
+    --json prints the same shape as POST /api/ask.
+
+    \b
+    Examples:
+      qa ask who met Jeffrey in Brussels
+      qa ask "من التقى جيفري في بروكسل" -k 3
+      printf 'who met Jeffrey in Brussels\\nwhat did Rayburn say\\n' | qa ask - --json
+    """
+    import msgspec
+
+    from qa.search import validate_k, validate_question
+    from qa.service import open_service
+
+    asked = _read_questions(questions)
+    validate_k(k)
+    for question in asked if len(asked) == 1 else []:
+        validate_question(question)  # a single bad question fails before the model loads
+    service = open_service(index_dir, create=False)
+    failures = 0
+    for question in asked:
+        try:
+            response = service.ask(question, k=k, mode=mode)
+        except QAError as exc:
+            failures += 1
+            click.echo(f"error: {exc} (question: {question[:80]!r})", err=True)
+            continue
+        if as_json:
+            click.echo(msgspec.json.encode(response).decode())
+        else:
+            _print_hits(response)
+    if failures:
+        sys.exit(1)
+
+
+@main.command()
+@INDEX_OPTION
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one document per line.")
+def docs(index_dir: Path, as_json: bool) -> None:
+    """List the indexed documents.
+
+    \b
+    Example:
+      qa docs --json
+    """
+    from qa.service import open_service
+
+    store = open_service(index_dir, create=False).index.snapshot().store
+    for document in store.list_documents(limit=1_000_000):
+        if as_json:
+            row = {"id": document.id, "title": document.title, "source": document.source}
+            click.echo(json.dumps(row | {"passages": document.passages}, ensure_ascii=False))
+        else:
+            click.echo(f"{document.id}\t{document.passages} passages\t{document.title}")
+
+
+@main.command()
+@click.argument("document_id")
+@INDEX_OPTION
+def remove(document_id: str, index_dir: Path) -> None:
+    """Remove a document (its passages leave every index).
+
+    \b
+    Example:
+      qa remove 002_b8689e71eb8b336f
+    """
+    from qa.ingest import remove_document
+    from qa.service import open_service
+
+    remove_document(open_service(index_dir, create=False).index, document_id)
+    click.echo(f"removed {document_id}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -17,7 +18,7 @@ class FakeEncoder:
     name = "fake"
     directory = None
     max_tokens = 512
-    prompts = {"query": "query: ", "document": "passage: "}
+    prompts: ClassVar[dict[str, str]] = {"query": "query: ", "document": "passage: "}
 
     def __init__(self, dimension: int = 64, fingerprint: str = "fake-v1") -> None:
         self.dimension = dimension
@@ -35,10 +36,12 @@ class FakeEncoder:
         return vector / norm
 
     def count_tokens(self, text: str) -> int:
-        return len(_WORD.findall(text)) + 2
+        return len(_WORD.findall(text))
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
+        return (
+            np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
+        )
 
     def encode_query(self, text: str) -> np.ndarray:
         return self._vector(text)

@@ -1,0 +1,431 @@
+"""Reading documents from files, folders, JSONL collections, uploads and API text.
+
+Every entry point goes through the same byte checks (`_decode`), parsing (`_parse`) and id rules
+(`_check_id`), so a file, an upload and a JSONL line are refused for the same reasons, in the same
+words. A bad file never stops a batch: `iter_documents` yields a `Skipped` for it and goes on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from html.parser import HTMLParser
+from pathlib import Path
+
+from qa.errors import DocumentError
+from qa.textnorm import clean_text
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+MAX_ID_CHARS = 200
+# Titles derived from a first line are often a whole paragraph; a result list needs a line.
+MAX_TITLE_CHARS = 200
+_SNIFF_BYTES = 8 * 1024
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w.-]")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document: `text` is kept exactly as read, because passages point into it by offset."""
+
+    id: str
+    title: str
+    text: str
+    source: str
+
+    @cached_property
+    def content_hash(self) -> str:
+        """sha256 hex of title + NUL + text: tells whether a re-ingested document changed."""
+        return hashlib.sha256(f"{self.title}\0{self.text}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file (or a JSONL line, path "file:line") that was not read, and why, in one sentence."""
+
+    path: str
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML to text
+
+# Elements whose content is never article text: code, page chrome, widgets. <header> is handled
+# apart (see _HTMLText).
+_HTML_DROPPED = frozenset(
+    {
+        *("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form"),
+        *("button", "svg", "iframe", "select", "canvas", "object", "audio", "video"),
+    }
+)
+# Paragraph-level elements become a blank line, line-level ones a line break, table cells a space.
+_HTML_PARAGRAPHS = frozenset(
+    {
+        *("p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"),
+        *("pre", "table", "ul", "ol", "dl", "figure", "figcaption", "address", "hr", "details"),
+        *("summary", "caption", "fieldset"),
+    }
+)
+_HTML_LINES = frozenset({"br", "li", "tr", "dt", "dd"})
+_HTML_CELLS = frozenset({"td", "th"})
+_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # HTML's own whitespace: NBSP is content, kept
+_BLANK_LINES = re.compile(r"\n{3,}")
+_SPACES = re.compile(" {2,}")
+
+
+class _HTMLText(HTMLParser):
+    """Collects the visible text and the first <title> of a page (entities already unescaped)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title_parts: list[str] = []
+        self._dropped_depth = 0
+        self._article_depth = 0
+        # One entry per open <header>: whether it was dropped. A header inside <article>/<main>
+        # holds the headline and byline of the story, not site chrome, so that one is kept.
+        self._headers: list[bool] = []
+        self._in_title = False
+        self._title_done = False
+        # Line breaks wait here until the next visible text, so that nested or adjacent blocks
+        # (</li><li>, </p></div>) give one break, the strongest asked for, instead of a pile.
+        self._pending_breaks = 0
+
+    def _break(self, count: int) -> None:
+        self._pending_breaks = max(self._pending_breaks, count)
+
+    def _drops(self, tag: str) -> bool:
+        if tag == "header":
+            dropped = self._dropped_depth > 0 or self._article_depth == 0
+            self._headers.append(dropped)
+            return dropped
+        return tag in _HTML_DROPPED
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._drops(tag):
+            self._dropped_depth += 1
+            return
+        if self._dropped_depth:
+            return
+        if tag in ("article", "main"):
+            self._article_depth += 1
+        if tag == "title" and not self._title_done:
+            self._in_title = True
+        elif tag == "br":  # unlike blocks, breaks add up: <br><br> is a blank line
+            self._pending_breaks = min(2, self._pending_breaks + 1)
+        elif tag in _HTML_PARAGRAPHS:
+            self._break(2)
+        elif tag in _HTML_LINES:
+            self._break(1)
+        elif tag in _HTML_CELLS:
+            self.handle_data(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "header":
+            closes_dropped = self._headers.pop() if self._headers else False  # a stray </header>
+        else:
+            closes_dropped = tag in _HTML_DROPPED
+        if closes_dropped:
+            self._dropped_depth = max(0, self._dropped_depth - 1)
+            return
+        if self._dropped_depth:
+            return
+        if tag in ("article", "main"):
+            self._article_depth = max(0, self._article_depth - 1)
+        if tag == "title" and self._in_title:
+            self._in_title, self._title_done = False, True
+        elif tag in _HTML_PARAGRAPHS:
+            self._break(2)
+        elif tag in _HTML_LINES and tag != "br":  # <br/> reports an end tag too: counted once
+            self._break(1)
+
+    def handle_data(self, data: str) -> None:
+        if self._dropped_depth:
+            return
+        if self._in_title:
+            self.title_parts.append(data)
+            return
+        text = _HTML_SPACE.sub(" ", data)
+        if text == " ":  # whitespace between tags: a word separator unless a line break is due
+            if not self._pending_breaks:
+                self.parts.append(" ")
+            return
+        if self._pending_breaks:
+            self.parts.append("\n" * self._pending_breaks)
+            self._pending_breaks = 0
+        self.parts.append(text)
+
+
+def html_to_text(html: str) -> tuple[str | None, str]:
+    """(the <title> text or None, the visible text with one blank line at most between blocks)."""
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    joined = _SPACES.sub(" ", "".join(parser.parts))  # adjacent text nodes may each end in a space
+    lines = (line.strip() for line in joined.split("\n"))
+    text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+    title = clean_text("".join(parser.title_parts))
+    return title or None, text
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared checks
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"larger than the {_mib(MAX_DOCUMENT_BYTES)} limit ({_mib(size)})")
+
+
+def _check_bytes(data: bytes) -> None:
+    """Refuse data that is too large or is not text at all (binary, UTF-16)."""
+    _check_size(len(data))
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DocumentError("UTF-16 text, which is not supported (save it as UTF-8)")
+    if b"\0" in data[:_SNIFF_BYTES]:
+        raise DocumentError("binary file (it contains NUL bytes)")
+
+
+def _utf8(data: bytes) -> str:
+    """Strict UTF-8 (a leading BOM removed); the error names the first bad byte and its offset."""
+    skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[skipped:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = skipped + exc.start
+        raise DocumentError(
+            f"not UTF-8 text (invalid byte 0x{data[offset]:02X} at offset {offset})"
+        ) from None
+
+
+def _decode(data: bytes) -> str:
+    """The text of a file's bytes, or DocumentError naming the problem."""
+    _check_bytes(data)
+    return _utf8(data)
+
+
+def _check_id(doc_id: str) -> str:
+    """The id itself when it can be used in URLs and files of the index, else DocumentError."""
+    if not doc_id:
+        raise DocumentError("the document id is empty")
+    if len(doc_id) > MAX_ID_CHARS:
+        raise DocumentError(f"the document id is longer than {MAX_ID_CHARS} characters")
+    if "/" in doc_id:
+        raise DocumentError(f'the document id {doc_id!r} contains "/"')
+    if doc_id in (".", ".."):
+        raise DocumentError(f"the document id {doc_id!r} is not allowed")
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in doc_id):
+        raise DocumentError(f"the document id {doc_id!r} contains a control character")
+    return doc_id
+
+
+def _first_line(text: str, *, markdown: bool = False) -> str | None:
+    """The first line with visible text, cleaned (and for Markdown without its heading #s)."""
+    for line in text.splitlines():
+        if markdown:
+            line = line.lstrip("# \t")
+        cleaned = clean_text(line)
+        if cleaned:
+            return cleaned
+    return None
+
+
+def _shorten(title: str) -> str:
+    """Cut an over-long (cleaned) title at a word boundary, so result lists stay one line."""
+    if len(title) <= MAX_TITLE_CHARS:
+        return title
+    cut = title[:MAX_TITLE_CHARS].rsplit(" ", 1)[0] or title[:MAX_TITLE_CHARS]
+    return cut.rstrip() + "…"
+
+
+def _make(text: str, *, doc_id: str, title: str | None, source: str, markdown: bool = False) -> Document:
+    """A validated Document; the title defaults to the first visible line of the text."""
+    first = _first_line(text, markdown=markdown)
+    if first is None:
+        raise DocumentError("empty document (no text)")
+    explicit = clean_text(title) if title else ""
+    return Document(id=_check_id(doc_id), title=_shorten(explicit or first), text=text, source=source)
+
+
+def _parse(data: bytes, suffix: str, *, doc_id: str, source: str) -> Document:
+    """A Document from the bytes of a .txt, .md, .html or .htm file."""
+    text = _decode(data)
+    if suffix in (".html", ".htm"):
+        html_title, body = html_to_text(text)
+        if not clean_text(body):
+            raise DocumentError("no text left after removing the HTML markup")
+        return _make(body, doc_id=doc_id, title=html_title, source=source)
+    return _make(text, doc_id=doc_id, title=None, source=source, markdown=suffix == ".md")
+
+
+# ---------------------------------------------------------------------------------------------
+# JSONL
+
+
+def _jsonl_field(record: dict, name: str) -> str | None:
+    """An optional string field; null counts as absent."""
+    value = record.get(name)
+    if value is not None and not isinstance(value, str):
+        raise DocumentError(f'"{name}" must be a string')
+    return value
+
+
+def _jsonl_record(line: bytes, *, path: str, lineno: int) -> Document:
+    """The Document of one JSONL line: {"id", "text", optional "title", "source"/"url"}."""
+    try:
+        record = json.loads(_utf8(line))
+    except json.JSONDecodeError as exc:
+        raise DocumentError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise DocumentError("not a JSON object")
+    for required in ("id", "text"):
+        if record.get(required) is None:
+            raise DocumentError(f'missing "{required}"')
+    doc_id, text, title = (_jsonl_field(record, name) for name in ("id", "text", "title"))
+    source = _jsonl_field(record, "source") or _jsonl_field(record, "url") or f"{path}#{lineno}"
+    assert doc_id is not None and text is not None  # checked above; for the type checker
+    return _make(text, doc_id=doc_id, title=title, source=source)
+
+
+def _jsonl_documents(data: bytes, path: str) -> Iterator[Document | Skipped]:
+    """One Document per good line; a bad line is Skipped as "path:line" and the rest still read."""
+    try:
+        _check_bytes(data)
+    except DocumentError as exc:
+        yield Skipped(path, str(exc))
+        return
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    # Lines are decoded one by one so that one bad byte costs one line, not the whole collection.
+    lines = [(lineno, line) for lineno, line in enumerate(data.split(b"\n"), start=1) if line.strip()]
+    if not lines:
+        yield Skipped(path, "empty file (no JSON lines)")
+    for lineno, line in lines:
+        try:
+            yield _jsonl_record(line, path=path, lineno=lineno)
+        except DocumentError as exc:
+            yield Skipped(f"{path}:{lineno}", str(exc))
+
+
+# ---------------------------------------------------------------------------------------------
+# Files and folders
+
+
+def _is_supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes; an over-large file is refused from its size, before it is read."""
+    try:
+        _check_size(path.stat().st_size)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)  # a file that grew since stat() is still caught
+    except OSError as exc:
+        raise DocumentError(f"cannot be read ({exc.strerror or exc})") from None
+    _check_size(len(data))
+    return data
+
+
+def _read_file(path: Path, shown: str) -> Iterator[Document | Skipped]:
+    """The document(s) of one file, or Skipped entries: a bad file never raises."""
+    suffix = path.suffix.lower()
+    if not _is_supported(path):
+        supported = ", ".join(SUPPORTED_SUFFIXES)
+        yield Skipped(shown, f"unsupported file type {suffix or '(no suffix)'!r} (supported: {supported})")
+        return
+    if not path.is_file():
+        yield Skipped(shown, "not a regular file")
+        return
+    try:
+        data = _read_bytes(path)
+    except DocumentError as exc:
+        yield Skipped(shown, str(exc))
+        return
+    if suffix == ".jsonl":
+        yield from _jsonl_documents(data, shown)
+        return
+    try:
+        yield _parse(data, suffix, doc_id=path.stem, source=shown)
+    except DocumentError as exc:
+        yield Skipped(shown, str(exc))
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Supported, non-hidden files under `folder` (hidden folders pruned), in sorted path order."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            path = Path(root, name)
+            if not name.startswith(".") and _is_supported(path) and path.is_file():
+                found.append(path)
+    return sorted(found, key=lambda path: path.relative_to(folder).parts)
+
+
+def iter_documents(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
+    """Documents (and Skipped entries) from files and folders, in the order given.
+
+    All paths are checked before anything is read, so a typo fails at once with DocumentError
+    instead of after half a collection has been ingested.
+    """
+    given = [str(path) for path in paths]
+    for shown in given:
+        if not shown or not os.path.exists(shown):
+            raise DocumentError(f"no such file or folder: {shown}")
+    return _iter_existing(given)
+
+
+def _iter_existing(given: list[str]) -> Iterator[Document | Skipped]:
+    for shown in given:
+        path = Path(shown)
+        if path.is_dir():
+            for file in _walk(path):
+                yield from _read_file(file, str(file))
+        else:
+            yield from _read_file(path, shown)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP API
+
+
+def document_from_text(
+    text: str, *, id: str | None = None, title: str | None = None, source: str = "api"
+) -> Document:
+    """A Document from text sent to the API; the default id is the first 16 hex of sha256(text)."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DocumentError(f"not valid Unicode text (lone surrogate at position {exc.start})") from None
+    text = _decode(data)  # same size/binary checks as files; drops a leading BOM
+    doc_id = hashlib.sha256(text.encode()).hexdigest()[:16] if id is None else id
+    return _make(text, doc_id=doc_id, title=title, source=source)
+
+
+def document_from_upload(filename: str, data: bytes) -> Document:
+    """A Document from an uploaded file.
+
+    The file name only picks the type and the default id: only its base name is kept, with
+    anything outside [\\w.-] replaced by "_", and it is never opened as a path.
+    """
+    base = re.split(r"[/\\]", filename)[-1]
+    safe_name = _UNSAFE_NAME_CHARS.sub("_", base)
+    suffix = Path(safe_name).suffix.lower()
+    if suffix == ".jsonl":
+        raise DocumentError("JSONL collections cannot be uploaded as one document; ingest them from a file")
+    if suffix not in SUPPORTED_SUFFIXES:
+        supported = ", ".join(s for s in SUPPORTED_SUFFIXES if s != ".jsonl")
+        raise DocumentError(f"unsupported file type {suffix or '(no suffix)'!r} (supported: {supported})")
+    doc_id = Path(safe_name).stem[:MAX_ID_CHARS]
+    return _parse(data, suffix, doc_id=doc_id, source=safe_name)

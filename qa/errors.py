@@ -1,0 +1,25 @@
+"""Domain errors of the search service.
+
+Every message is written for the person using the service (CLI line, HTTP error body), so the
+layers that catch these show `str(exc)` unchanged instead of a traceback.
+"""
+
+
+class QAError(Exception):
+    """Base class; the message is shown to users as-is."""
+
+
+class DocumentError(QAError):
+    """A file cannot be read as a document (binary, not UTF-8, malformed JSONL, unsupported type)."""
+
+
+class QuestionError(QAError):
+    """A question is empty or too long."""
+
+
+class IndexStateError(QAError):
+    """The index is missing, corrupt, or was built with another model."""
+
+
+class NotFoundError(QAError):
+    """A document id that is not in the index."""

@@ -1,0 +1,151 @@
+"""Adding, replacing and removing documents: chunk → embed → one atomic index write.
+
+Everything is embedded before the index is touched, and the whole batch is published as one
+new generation, so an interrupted or failed ingest leaves the previous index as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embeddings.encoder import TextEncoder
+from qa.backends.base import VectorBackend
+from qa.chunking import ChunkingSettings, Span, chunk_text
+from qa.documents import Document, Skipped
+from qa.errors import NotFoundError
+from qa.index import Index
+from qa.store import NewPassage, NewSentence, Store
+from qa.textnorm import clean_text, normalize_arabic
+
+
+@dataclass
+class PreparedDocument:
+    document: Document
+    passages: list[Span]
+    passage_vectors: np.ndarray
+    sentences: list[NewSentence]
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[Skipped] = field(default_factory=list)
+    passages: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} added, {len(self.replaced)} replaced, {len(self.unchanged)} unchanged, "
+            f"{len(self.failed)} failed; {self.passages} passages in {self.seconds:.1f} s"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "added": self.added,
+            "replaced": self.replaced,
+            "unchanged": self.unchanged,
+            "failed": [{"path": s.path, "reason": s.reason} for s in self.failed],
+            "passages": self.passages,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def prepare_document(
+    document: Document, encoder: TextEncoder, chunking: ChunkingSettings
+) -> PreparedDocument:
+    """Chunk a document and embed its passages and their sentences (one encoder call)."""
+    passages = chunk_text(document.text, encoder.count_tokens, chunking)
+    sentence_spans = list(dict.fromkeys(s for p in passages for s in p.sentences))
+    texts = [clean_text(document.text[p.start : p.end]) for p in passages]
+    texts += [clean_text(document.text[s.start : s.end]) for s in sentence_spans]
+    vectors = encoder.encode_documents(texts, show_progress=False)
+    return PreparedDocument(
+        document=document,
+        passages=[Span(p.start, p.end) for p in passages],
+        passage_vectors=vectors[: len(passages)],
+        sentences=[
+            NewSentence(s.start, s.end, vector)
+            for s, vector in zip(sentence_spans, vectors[len(passages) :], strict=True)
+        ],
+    )
+
+
+def _progress(items: Iterable, enabled: bool, total: int | None):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, unit="doc", desc="Indexing", dynamic_ncols=True)
+
+
+def ingest_documents(
+    index: Index,
+    encoder: TextEncoder,
+    items: Iterable[Document | Skipped],
+    *,
+    progress: bool = False,
+    total: int | None = None,
+) -> IngestReport:
+    """Add new documents, replace changed ones (by content hash), skip unchanged ones."""
+    started = time.perf_counter()
+    report = IngestReport()
+    snapshot = index.snapshot()
+    known = snapshot.store.content_hashes()
+    prepared: dict[str, PreparedDocument] = {}
+    for item in _progress(items, progress, total):
+        if isinstance(item, Skipped):
+            report.failed.append(item)
+            continue
+        if known.get(item.id) == item.content_hash and item.id not in prepared:
+            report.unchanged.append(item.id)
+            continue
+        prepared[item.id] = prepare_document(item, encoder, snapshot.chunking)
+
+    for document_id in prepared:
+        (report.replaced if document_id in known else report.added).append(document_id)
+    if prepared:
+        index.write(lambda store, vectors: _apply(store, vectors, prepared.values()))
+    report.passages = sum(len(p.passages) for p in prepared.values())
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _apply(store: Store, vectors: VectorBackend, documents: Iterable[PreparedDocument]) -> None:
+    next_id = store.max_passage_id() + 1
+    now = time.time()
+    for prepared in documents:
+        doc = prepared.document
+        vectors.delete(np.array(store.delete_document(doc.id), dtype=np.int64))
+        ids = np.arange(next_id, next_id + len(prepared.passages), dtype=np.int64)
+        next_id += len(prepared.passages)
+        store.add_document(
+            doc.id,
+            doc.title,
+            doc.source,
+            doc.text,
+            doc.content_hash,
+            now,
+            [
+                NewPassage(int(pid), span.start, span.end, normalize_arabic(doc.text[span.start : span.end]))
+                for pid, span in zip(ids, prepared.passages, strict=True)
+            ],
+            prepared.sentences,
+        )
+        vectors.add(ids, prepared.passage_vectors)
+
+
+def remove_document(index: Index, document_id: str) -> None:
+    """Delete a document's passages from the store, the lexical index and the vectors."""
+    if index.snapshot().store.get_document(document_id) is None:
+        raise NotFoundError(f"no document with id {document_id!r} in the index")
+
+    def change(store: Store, vectors: VectorBackend) -> None:
+        vectors.delete(np.array(store.delete_document(document_id), dtype=np.int64))
+
+    index.write(change)

@@ -1,0 +1,181 @@
+"""The search service: one question in, ranked passages with their answering sentence out.
+
+API, web form and CLI all call `SearchService.ask`; none of them ranks anything itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from embeddings.encoder import TextEncoder
+from qa.errors import QuestionError
+from qa.fusion import reciprocal_rank_fusion
+from qa.index import Index, Snapshot
+from qa.schema import AnswerSpan, AskResponse, DocumentRef, PassageHit
+from qa.store import StoredPassage
+from qa.textnorm import clean_text, tokens
+
+MODES = ("hybrid", "dense", "lexical")
+MAX_QUESTION_CHARS = 2000
+MAX_K = 50
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    mode: str = "hybrid"
+    candidates: int = 50  # passages each method contributes before fusion
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    # A passage's dense score adds this share of its best sentence's similarity: a passage
+    # whose one sentence answers the question beats a passage that is vaguely on topic.
+    sentence_weight: float = 1.0
+
+
+@dataclass
+class _Candidate:
+    passage: StoredPassage
+    sentences: list[tuple[int, int, np.ndarray]]
+    best_sentence: int  # index into sentences, -1 when there are none
+    best_sentence_score: float
+
+
+def validate_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("the question is empty; ask something, e.g. 'who met Jeffrey in Brussels'")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}"
+        )
+    return question.strip()
+
+
+def validate_k(k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise QuestionError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+    return k
+
+
+def validate_mode(mode: str | None, default: str) -> str:
+    mode = mode or default
+    if mode not in MODES:
+        raise QuestionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
+
+
+def lexical_query(question: str) -> str:
+    """An FTS5 OR-query over the normalized words of the question (BM25 weighs them)."""
+    words = dict.fromkeys(tokens(question))  # unique, in order
+    return " OR ".join(f'"{word}"' for word in words)
+
+
+class SearchService:
+    def __init__(self, index: Index, encoder: TextEncoder, settings: SearchSettings | None = None) -> None:
+        self.index = index
+        self.encoder = encoder
+        self.settings = settings or SearchSettings()
+
+    def ask(self, question: str, k: int = 5, mode: str | None = None) -> AskResponse:
+        return self.ask_many([question], k=k, mode=mode)[0]
+
+    def ask_many(self, questions: Sequence[str], k: int = 5, mode: str | None = None) -> list[AskResponse]:
+        """Answer several questions, encoding them in one batch."""
+        started = time.perf_counter()
+        cleaned = [validate_question(q) for q in questions]
+        k = validate_k(k)
+        mode = validate_mode(mode, self.settings.mode)
+        vectors = self.encoder.encode_queries([clean_text(q) for q in cleaned])
+        snapshot = self.index.snapshot()
+        responses = [self._answer(snapshot, q, v, k, mode) for q, v in zip(cleaned, vectors, strict=True)]
+        took_ms = round((time.perf_counter() - started) * 1000 / max(len(questions), 1), 3)
+        for response in responses:
+            response.took_ms = took_ms
+        return responses
+
+    def rank(
+        self, snapshot: Snapshot, question: str, vector: np.ndarray, mode: str
+    ) -> list[tuple[int, float]]:
+        """Passage ids with scores, best first (exposed for evaluation of each mode)."""
+        ranked, _ = self._rank(snapshot, question, vector, mode)
+        return ranked
+
+    def _rank(
+        self, snapshot: Snapshot, question: str, vector: np.ndarray, mode: str
+    ) -> tuple[list[tuple[int, float]], dict[int, _Candidate]]:
+        s = self.settings
+        candidates: dict[int, _Candidate] = {}
+        dense: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        if mode in ("dense", "hybrid"):
+            dense = self._dense(snapshot, vector, candidates)
+            if mode == "dense":
+                return dense, candidates
+        query = lexical_query(question)
+        if query:
+            lexical = snapshot.store.lexical_search(query, s.candidates)
+        if mode == "lexical":
+            return lexical, candidates
+        fused = reciprocal_rank_fusion([dense, lexical], [s.dense_weight, s.lexical_weight], s.rrf_k)
+        return fused, candidates
+
+    def _dense(
+        self, snapshot: Snapshot, vector: np.ndarray, candidates: dict[int, _Candidate]
+    ) -> list[tuple[int, float]]:
+        scores, ids = snapshot.vectors.search(vector[None, :], self.settings.candidates)
+        passages = snapshot.store.passages_by_id([int(i) for i in ids[0] if i >= 0])
+        rescored = []
+        for passage_id, score in zip(ids[0], scores[0], strict=True):
+            passage = passages.get(int(passage_id))
+            if passage is None:
+                continue
+            candidate = self._candidate(snapshot, passage, vector)
+            candidates[passage.id] = candidate
+            rescored.append(
+                (passage.id, float(score) + self.settings.sentence_weight * candidate.best_sentence_score)
+            )
+        rescored.sort(key=lambda item: -item[1])
+        return rescored
+
+    @staticmethod
+    def _candidate(snapshot: Snapshot, passage: StoredPassage, vector: np.ndarray) -> _Candidate:
+        sentences = snapshot.store.sentences_within(passage)
+        if not sentences:
+            return _Candidate(passage, sentences, -1, 0.0)
+        similarities = np.stack([s[2] for s in sentences]) @ vector
+        best = int(np.argmax(similarities))
+        return _Candidate(passage, sentences, best, float(similarities[best]))
+
+    def _answer(
+        self, snapshot: Snapshot, question: str, vector: np.ndarray, k: int, mode: str
+    ) -> AskResponse:
+        ranked, candidates = self._rank(snapshot, question, vector, mode)
+        top = ranked[:k]
+        missing = [pid for pid, _ in top if pid not in candidates]
+        for pid, passage in snapshot.store.passages_by_id(missing).items():
+            candidates[pid] = self._candidate(snapshot, passage, vector)
+        documents = snapshot.store.documents_by_id(candidates[pid].passage.document_id for pid, _ in top)
+        hits = []
+        for rank, (pid, score) in enumerate(top, start=1):
+            candidate = candidates[pid]
+            passage = candidate.passage
+            document = documents[passage.document_id]
+            if candidate.best_sentence >= 0:
+                start, end, _ = candidate.sentences[candidate.best_sentence]
+            else:
+                start, end = passage.start, passage.end
+            hits.append(
+                PassageHit(
+                    rank=rank,
+                    score=round(score, 6),
+                    text=document.text[passage.start : passage.end],
+                    document=DocumentRef(document.id, document.title, document.source),
+                    start=passage.start,
+                    end=passage.end,
+                    answer=AnswerSpan(document.text[start:end], start, end),
+                )
+            )
+        return AskResponse(question=question, passages=hits, took_ms=0.0, mode=mode)
