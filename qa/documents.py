@@ -18,6 +18,7 @@ from functools import cached_property
 from html.parser import HTMLParser
 from pathlib import Path
 
+from qa.chunking import is_boilerplate
 from qa.errors import DocumentError
 from qa.textnorm import clean_text
 
@@ -230,14 +231,21 @@ def _check_id(doc_id: str) -> str:
 
 
 def _first_line(text: str, *, markdown: bool = False) -> str | None:
-    """The first line with visible text, cleaned (and for Markdown without its heading #s)."""
+    """The first line with visible text, cleaned (and for Markdown without its heading #s).
+
+    Page furniture such as "Skip to content" is passed over: scraped pages often start with it.
+    """
+    fallback = None
     for line in text.splitlines():
         if markdown:
             line = line.lstrip("# \t")
         cleaned = clean_text(line)
-        if cleaned:
+        if not cleaned:
+            continue
+        if not is_boilerplate(cleaned):
             return cleaned
-    return None
+        fallback = fallback or cleaned
+    return fallback
 
 
 def _shorten(title: str) -> str:

@@ -307,3 +307,10 @@ def test_all_seed_articles_read_as_documents():
     assert all(isinstance(r, Document) for r in results), results
     assert [r.id for r in results] == [p.stem for p in seeds]
     assert all(r.title and r.text.strip() for r in results)
+
+
+def test_the_title_skips_page_furniture_at_the_top(tmp_path):
+    page = tmp_path / "scraped.txt"
+    page.write_text("تخطى إلى المحتوى\n\nنتائج اجتماع بين دبلوماسيين\n\nنص المقال.", encoding="utf-8")
+    (document,) = iter_documents([page])
+    assert document.title == "نتائج اجتماع بين دبلوماسيين"
