@@ -28,7 +28,7 @@ from qa.store import Store
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _RETIRED_STORE_GRACE_S = 30.0
-_GENERATION_FILE = re.compile(r"^(vectors|store)-(\d{6})\.(faiss|sqlite)$")
+_GENERATION_FILE = re.compile(r"^(vectors|store)-(\d{6})\.(faiss|sqlite)(-journal|-wal|-shm)?$")
 
 
 def default_index_dir() -> Path:
@@ -263,9 +263,11 @@ class Index:
 
     def _remove_stray_files(self) -> None:
         """Drop files of generations that a crash left unpublished (or an old one left behind)."""
-        current = set(self.manifest["files"].values())
         for path in self.directory.iterdir():
-            if (_GENERATION_FILE.match(path.name) and path.name not in current) or (
-                path.name.startswith(f".{MANIFEST}.") and path.name.endswith(".tmp")
-            ):
+            match = _GENERATION_FILE.match(path.name)
+            # A journal of the current generation is never left by us (its transaction commits
+            # before the generation is published), but if one exists SQLite needs it: keep it.
+            stray_generation = match is not None and int(match.group(2)) != self._snapshot.generation
+            stray_manifest = path.name.startswith(f".{MANIFEST}.") and path.name.endswith(".tmp")
+            if stray_generation or stray_manifest:
                 path.unlink(missing_ok=True)
