@@ -235,3 +235,8 @@ def remove(document_id: str, index_dir: Path) -> None:
 
     remove_document(open_service(index_dir, create=False).index, document_id)
     click.echo(f"removed {document_id}")
+
+
+from qa.server_cli import serve  # noqa: E402  (registered last: the command lives in its own module)
+
+main.add_command(serve)

@@ -1,0 +1,48 @@
+"""`/api/ask`: questions in, ranked passages with their answer sentence out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter
+
+from qa.api.schemas import AskRequest
+from qa.schema import AskResponse
+from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES, SearchService
+
+
+class AskController(Controller):
+    path = "/api/ask"
+    tags = ("ask",)
+
+    # Sync handlers run in a worker thread (sync_to_thread): encoding a question takes ~15 ms
+    # of CPU and must not stall the event loop that serves every other request.
+    @post(
+        summary="Ask a question",
+        description="Returns the passages that answer the question, best first, each with the "
+        "sentence that answers it. Same shape as `qa ask --json`.",
+        operation_id="ask",
+        status_code=200,
+        sync_to_thread=True,
+    )
+    def ask(self, data: JSONBody[AskRequest], service: NamedDependency[SearchService]) -> AskResponse:
+        return service.ask(data.question, k=data.k, mode=data.mode)
+
+    @get(
+        summary="Ask a question (query string)",
+        description="The same as POST /api/ask, for links and quick tests: `?q=...&k=5&mode=hybrid`.",
+        operation_id="askGet",
+        sync_to_thread=True,
+    )
+    def ask_get(
+        self,
+        service: NamedDependency[SearchService],
+        q: Annotated[
+            str, QueryParameter(description=f"The question (1 to {MAX_QUESTION_CHARS} characters).")
+        ],
+        k: Annotated[int, QueryParameter(description=f"How many passages (1 to {MAX_K}).")] = 5,
+        mode: Annotated[str | None, QueryParameter(description=f"One of {', '.join(MODES)}.")] = None,
+    ) -> AskResponse:
+        return service.ask(q, k=k, mode=mode)

@@ -1,0 +1,191 @@
+"""`/api/documents`: list, read, add (JSON text or an uploaded file) and remove documents."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import partial
+from pathlib import PurePath
+from typing import Annotated, Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.exceptions import ClientException, HTTPException
+from litestar.params import FromPath, QueryParameter
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_201_CREATED,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+)
+
+from qa.api.openapi_bodies import AddDocumentOperation
+from qa.api.schemas import DocumentDetail, DocumentIn, DocumentPage, DocumentSummary, DocumentWritten
+from qa.api.security import require_write_token
+from qa.api.settings import MAX_JSON_BYTES, MAX_MULTIPART_BYTES, MAX_UPLOAD_BYTES
+from qa.documents import SUPPORTED_SUFFIXES, Document, document_from_text, document_from_upload
+from qa.errors import NotFoundError
+from qa.ingest import ingest_documents, remove_document
+from qa.search import SearchService
+
+MAX_PAGE = 500
+MAX_OFFSET = 2**53  # SQLite integers are 64-bit; larger offsets would fail inside the query
+# One upload is one document; a .jsonl collection is many, which is `qa ingest`'s job.
+UPLOAD_SUFFIXES = tuple(s for s in SUPPORTED_SUFFIXES if s != ".jsonl")
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def _too_large(what: str, limit: int) -> HTTPException:
+    return HTTPException(
+        status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        detail=f"{what} is larger than the {limit / 1024 / 1024:.0f} MiB limit",
+    )
+
+
+async def _read_json_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it passes MAX_JSON_BYTES (this route allows uploads
+    of 20 MiB, so Litestar's own limit is too loose for JSON)."""
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        raise _too_large("the JSON body", MAX_JSON_BYTES)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise _too_large("the JSON body", MAX_JSON_BYTES)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json_document(request: Request) -> Callable[[], Document]:
+    body = await _read_json_body(request)
+    try:
+        sent = msgspec.json.decode(body, type=DocumentIn)
+    except msgspec.ValidationError as exc:
+        raise ClientException(detail=f"invalid document: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ClientException(detail=f"malformed JSON: {exc}") from None
+    return partial(document_from_text, sent.text, id=sent.id, title=sent.title, source=sent.source)
+
+
+async def _uploaded_document(request: Request) -> Callable[[], Document]:
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ClientException(detail="no file: send it in a multipart/form-data field named 'file'")
+    try:
+        suffix = PurePath(re.split(r"[/\\]", upload.filename)[-1]).suffix.lower()
+        if suffix not in UPLOAD_SUFFIXES:
+            raise HTTPException(
+                status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                detail=f"unsupported file type {suffix or '(no suffix)'!r}; upload one of "
+                f"{', '.join(UPLOAD_SUFFIXES)} (JSONL collections: qa ingest FILE)",
+            )
+        data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    finally:
+        await upload.close()
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise _too_large(f"the file {upload.filename!r}", MAX_UPLOAD_BYTES)
+    return partial(document_from_upload, upload.filename, data)
+
+
+async def _received_document(request: Request) -> Callable[[], Document]:
+    """Read the body on the event loop; the returned call parses it (in a worker thread)."""
+    media_type, _ = request.content_type
+    if media_type == "application/json":
+        return await _json_document(request)
+    if media_type == "multipart/form-data":
+        return await _uploaded_document(request)
+    raise HTTPException(
+        status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        detail=f"unsupported content type {media_type or '(none)'!r}: send application/json "
+        '{"text": ..., "id"?, "title"?, "source"?} or multipart/form-data with a file in the field \'file\'',
+    )
+
+
+def _index_document(service: SearchService, build: Callable[[], Document]) -> DocumentWritten:
+    document = build()
+    report = ingest_documents(service.index, service.encoder, [document])
+    status = "added" if report.added else "replaced" if report.replaced else "unchanged"
+    stored = service.index.snapshot().store.get_document(document.id)
+    passages = stored.passages if stored else report.passages  # removed again by a concurrent request
+    return DocumentWritten(status, DocumentSummary(document.id, document.title, document.source, passages))
+
+
+class DocumentController(Controller):
+    path = "/api/documents"
+    tags = ("documents",)
+
+    @get(
+        summary="List documents",
+        description="Documents ordered by id, without their text; page with `offset` and `limit`.",
+        operation_id="listDocuments",
+        sync_to_thread=True,
+    )
+    def list_documents(
+        self,
+        service: NamedDependency[SearchService],
+        offset: Annotated[
+            int, QueryParameter(ge=0, le=MAX_OFFSET, description="How many documents to skip.")
+        ] = 0,
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=MAX_PAGE, description=f"Page size (1 to {MAX_PAGE}).")
+        ] = 50,
+    ) -> DocumentPage:
+        store = service.index.snapshot().store  # one snapshot: the total and the page agree
+        return DocumentPage(
+            total=store.count_documents(),
+            offset=offset,
+            limit=limit,
+            documents=[DocumentSummary.of(d) for d in store.list_documents(offset, limit)],
+        )
+
+    @get(
+        "/{document_id:str}",
+        summary="Get a document",
+        description="One document with its full text (passage offsets point into it).",
+        operation_id="getDocument",
+        sync_to_thread=True,
+    )
+    def get_document(
+        self, document_id: FromPath[str], service: NamedDependency[SearchService]
+    ) -> DocumentDetail:
+        document = service.index.snapshot().store.get_document(document_id)
+        if document is None:
+            raise NotFoundError(f"no document with id {document_id!r} in the index")
+        return DocumentDetail.of(document)
+
+    @post(
+        summary="Add or replace a document",
+        description="JSON `{text, id?, title?, source?}` (up to 1 MiB) or a multipart upload in the "
+        f"field `file` ({', '.join(UPLOAD_SUFFIXES)}, up to 20 MiB). An existing id is replaced; "
+        "answers 201 when added, 200 when replaced or unchanged. Needs the bearer token.",
+        operation_id="addDocument",
+        guards=[require_write_token],
+        security=_BEARER,
+        operation_class=AddDocumentOperation,
+        request_max_body_size=MAX_MULTIPART_BYTES,
+        status_code=HTTP_201_CREATED,
+    )
+    async def add_document(
+        self, request: Request[Any, Any, Any], service: NamedDependency[SearchService]
+    ) -> Response[DocumentWritten]:
+        build = await _received_document(request)
+        # Chunking and embedding take seconds of CPU: off the event loop.
+        written = await anyio.to_thread.run_sync(_index_document, service, build)
+        return Response(written, status_code=HTTP_201_CREATED if written.status == "added" else HTTP_200_OK)
+
+    @delete(
+        "/{document_id:str}",
+        summary="Remove a document",
+        description="Its passages leave every index at once. Needs the bearer token.",
+        operation_id="deleteDocument",
+        guards=[require_write_token],
+        security=_BEARER,
+        sync_to_thread=True,
+    )
+    def delete_document(self, document_id: FromPath[str], service: NamedDependency[SearchService]) -> None:
+        remove_document(service.index, document_id)

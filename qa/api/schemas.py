@@ -1,0 +1,82 @@
+"""Request and response bodies of the JSON API (answers reuse `qa.schema`, shared with the CLI)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES
+from qa.store import StoredDocument
+
+# Ranges are documented here and enforced by `SearchService`, the one place that validates a
+# question, so the API, the web form and the CLI refuse the same input with the same words.
+Question = Annotated[
+    str, msgspec.Meta(description=f"The question, in any language (1 to {MAX_QUESTION_CHARS} characters).")
+]
+K = Annotated[int, msgspec.Meta(description=f"How many passages to return (1 to {MAX_K}).")]
+Mode = Annotated[
+    str | None, msgspec.Meta(description=f"Ranking method: {', '.join(MODES)} (default {MODES[0]}).")
+]
+
+
+class AskRequest(msgspec.Struct):
+    question: Question
+    k: K = 5
+    mode: Mode = None
+
+
+class DocumentIn(msgspec.Struct):
+    """A document sent as JSON text; without an id, the id is derived from the text."""
+
+    text: str
+    id: str | None = None
+    title: str | None = None
+    source: str = "api"
+
+
+class DocumentSummary(msgspec.Struct):
+    id: str
+    title: str
+    source: str
+    passages: int
+
+    @classmethod
+    def of(cls, document: StoredDocument) -> DocumentSummary:
+        return cls(document.id, document.title, document.source, document.passages)
+
+
+class DocumentDetail(msgspec.Struct):
+    id: str
+    title: str
+    source: str
+    passages: int
+    text: str
+
+    @classmethod
+    def of(cls, document: StoredDocument) -> DocumentDetail:
+        return cls(document.id, document.title, document.source, document.passages, document.text)
+
+
+class DocumentPage(msgspec.Struct):
+    total: int
+    offset: int
+    limit: int
+    documents: list[DocumentSummary]
+
+
+class DocumentWritten(msgspec.Struct):
+    """What a POST did: `unchanged` when the same title and text were already indexed."""
+
+    status: Literal["added", "replaced", "unchanged"]
+    document: DocumentSummary
+
+
+class Health(msgspec.Struct):
+    status: Literal["ok"]
+    model: str
+    dimension: int
+    documents: int
+    passages: int
+    generation: int
+    writes_enabled: bool

@@ -1,0 +1,60 @@
+"""The web form at `/`: works without JavaScript (`GET /?q=...&k=5`); it only calls `SearchService`."""
+
+from __future__ import annotations
+
+from litestar import MediaType, Response, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
+from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
+
+from qa.api.html import render_page
+from qa.api.style import CSS
+from qa.errors import QuestionError
+from qa.search import MAX_K, SearchService
+
+DEFAULT_K = 5
+# The page runs no script at all: should any text ever slip through unescaped, the browser
+# still refuses to run it. Styles come only from our own stylesheet.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _form_k(raw: str | None) -> int:
+    if raw is None or not raw.strip():
+        return DEFAULT_K
+    try:
+        return int(raw)
+    except ValueError:
+        raise QuestionError(f"k must be a whole number from 1 to {MAX_K}, not {raw!r}") from None
+
+
+def _empty_hint(service: SearchService) -> str:
+    if service.index.snapshot().store.count_documents() == 0:
+        return "The index is empty: add documents with qa ingest PATH."
+    return "Try other words."
+
+
+@get("/", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=True)
+def form(
+    service: NamedDependency[SearchService], q: FromQuery[str | None] = None, k: FromQuery[str | None] = None
+) -> Response[str]:
+    shown_k = k if k is not None else str(DEFAULT_K)
+    if q is None:  # first visit: just the form
+        return Response(render_page(k=shown_k), headers=_PAGE_HEADERS)
+    try:
+        response = service.ask(q, k=_form_k(k))
+    except QuestionError as exc:
+        page = render_page(question=q, k=shown_k, error=str(exc))
+        return Response(page, status_code=HTTP_400_BAD_REQUEST, headers=_PAGE_HEADERS)
+    hint = _empty_hint(service) if not response.passages else ""
+    page = render_page(question=q, k=shown_k, response=response, empty_hint=hint)
+    return Response(page, status_code=HTTP_200_OK, headers=_PAGE_HEADERS)
+
+
+@get("/assets/form.css", include_in_schema=False, media_type="text/css")
+async def stylesheet() -> Response[str]:
+    return Response(CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})

@@ -1,0 +1,79 @@
+"""`qa serve`: the JSON API and the web form, served by uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import click
+from litestar import Litestar
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address needs brackets in a URL
+    return f"http://{shown}:{port}"
+
+
+class _QuietKnownStartupError(logging.Filter):
+    """Drops the traceback of a start-up failure whose message already says what to do (a model
+    or index problem); `serve` prints that message as its last line. Other failures keep theirs."""
+
+    def __init__(self, app: Litestar) -> None:
+        super().__init__()
+        self._app = app
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = self._app.state.startup_error
+        return not (error and error in record.getMessage())
+
+
+@click.command()
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="QA_INDEX_DIR",
+    default="data/index",
+    show_default=True,
+    help="Index directory (env QA_INDEX_DIR); created empty if missing.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one)."
+)
+def serve(index_dir: Path, host: str, port: int) -> None:
+    """Serve the web form (/) and the JSON API (/api, docs at /schema).
+
+    The model and the index load once at start-up; the address is printed when the server
+    accepts requests. Writes (POST/DELETE /api/documents) need QA_API_TOKEN to be set;
+    QA_CORS_ORIGINS (comma-separated) lets browser apps on other origins call the API.
+
+    \b
+    Examples:
+      qa serve
+      QA_API_TOKEN=$(openssl rand -hex 16) qa serve --index /srv/qa-index --host 0.0.0.0 --port 8080
+      curl -s localhost:8000/api/ask -d '{"question": "who met Jeffrey in Brussels", "k": 3}'
+    """
+    import uvicorn
+
+    from qa.api import create_app
+
+    app = create_app(index_dir=index_dir)
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound_port = self.servers[0].sockets[0].getsockname()[1]
+                # stdout, flushed: scripts and tests read the address from here (port 0 too).
+                click.echo(f"Serving on {_url(host, bound_port)}  (web form /, API docs /schema)")
+
+    server = AnnouncingServer(uvicorn.Config(app, host=host, port=port, lifespan="on"))
+    logging.getLogger("uvicorn.error").addFilter(_QuietKnownStartupError(app))  # after Config set up logging
+    try:
+        server.run()
+    except SystemExit:
+        if app.state.startup_error:  # already logged by uvicorn; repeat it as the last line
+            raise click.ClickException(app.state.startup_error) from None
+        raise

@@ -1,0 +1,465 @@
+"""The JSON API through Litestar's TestClient, on a fake encoder (one test uses the real model)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+
+from qa.api import ApiSettings, create_app
+from qa.api.settings import MAX_JSON_BYTES, MAX_UPLOAD_BYTES
+from qa.documents import iter_documents
+from qa.errors import IndexStateError
+from qa.ingest import ingest_documents
+from qa.search import MAX_QUESTION_CHARS, SearchService
+from qa.service import open_service
+from tests.conftest import SEEDS
+from tests.fakes import FakeEncoder
+
+TOKEN = "test-token-3f1c"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BRUSSELS = "002_b8689e71eb8b336f"
+SEED_IDS = sorted(path.stem for path in SEEDS.glob("*.txt"))
+
+
+def seeded_service(index_dir: Path, encoder) -> SearchService:
+    service = open_service(index_dir, encoder=encoder)
+    ingest_documents(service.index, encoder, list(iter_documents([SEEDS])))
+    return service
+
+
+@pytest.fixture
+def service(tmp_path: Path, fake_encoder: FakeEncoder) -> SearchService:
+    return seeded_service(tmp_path / "index", fake_encoder)
+
+
+@pytest.fixture
+def client(service: SearchService) -> Iterator[TestClient]:
+    with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
+        yield client
+
+
+@pytest.fixture
+def client_without_token(service: SearchService) -> Iterator[TestClient]:
+    with TestClient(create_app(service, settings=ApiSettings(api_token=None))) as client:
+        yield client
+
+
+def assert_error(response: httpx.Response, status: int) -> str:
+    """An error is JSON {"status_code", "detail"} with the right code; returns the detail."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["status_code"] == status
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body["detail"]
+
+
+# -- health and schema ---------------------------------------------------------------------------
+
+
+def test_health_reports_model_and_counts(client: TestClient, service: SearchService) -> None:
+    body = client.get("/health").json()
+    store = service.index.snapshot().store
+    assert body["status"] == "ok"
+    assert body["model"] == "fake" and body["dimension"] == 64
+    assert body["documents"] == len(SEED_IDS) == store.count_documents()
+    assert body["passages"] == store.count_passages() > len(SEED_IDS)
+    assert body["writes_enabled"] is True
+
+
+def test_openapi_lists_every_route_with_a_summary(client: TestClient) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    operations = {
+        (method.upper(), path): operation
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    }
+    expected = {
+        ("POST", "/api/ask"),
+        ("GET", "/api/ask"),
+        ("GET", "/api/documents"),
+        ("POST", "/api/documents"),
+        ("GET", "/api/documents/{document_id}"),
+        ("DELETE", "/api/documents/{document_id}"),
+        ("GET", "/health"),
+    }
+    assert set(operations) == expected  # the web form and its stylesheet stay out of the API docs
+    for operation in operations.values():
+        assert operation["summary"] and operation["operationId"]
+    upload_body = operations["POST", "/api/documents"]["requestBody"]["content"]
+    assert set(upload_body) == {"application/json", "multipart/form-data"}
+    assert operations["DELETE", "/api/documents/{document_id}"]["security"] == [{"bearer": []}]
+
+
+def test_schema_has_an_interactive_page(client: TestClient) -> None:
+    response = client.get("/schema")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "swagger" in response.text.lower()
+
+
+# -- asking ----------------------------------------------------------------------------------------
+
+
+def test_post_ask_returns_the_contract_shape(client: TestClient) -> None:
+    response = client.post("/api/ask", json={"question": "Brussels Jeffrey مصطفى", "k": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"question", "passages", "took_ms", "mode"}
+    assert body["question"] == "Brussels Jeffrey مصطفى" and body["mode"] == "hybrid"
+    assert isinstance(body["took_ms"], float)
+    assert [hit["rank"] for hit in body["passages"]] == [1, 2, 3]
+    for hit in body["passages"]:
+        assert set(hit) == {"rank", "score", "text", "document", "start", "end", "answer"}
+        assert set(hit["document"]) == {"id", "title", "source"}
+        assert hit["start"] <= hit["answer"]["start"] <= hit["answer"]["end"] <= hit["end"]
+        document = client.get(f"/api/documents/{hit['document']['id']}").json()
+        assert document["text"][hit["start"] : hit["end"]] == hit["text"]
+        assert document["text"][hit["answer"]["start"] : hit["answer"]["end"]] == hit["answer"]["text"]
+
+
+def test_get_ask_answers_like_post(client: TestClient) -> None:
+    posted = client.post("/api/ask", json={"question": "بروكسل", "k": 4, "mode": "lexical"}).json()
+    got = client.get("/api/ask", params={"q": "بروكسل", "k": 4, "mode": "lexical"}).json()
+    assert got["passages"] == posted["passages"]
+    assert got["mode"] == "lexical"
+    assert got["passages"][0]["document"]["id"] == BRUSSELS
+
+
+def test_k_defaults_to_five(client: TestClient) -> None:
+    assert len(client.get("/api/ask", params={"q": "Syria"}).json()["passages"]) == 5
+
+
+def test_question_of_the_maximum_length_is_answered(client: TestClient) -> None:
+    question = ("Brussels " * MAX_QUESTION_CHARS)[:MAX_QUESTION_CHARS]
+    assert client.post("/api/ask", json={"question": question}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"question": ""}, "empty"),
+        ({"question": "   "}, "empty"),
+        ({"question": "x" * (MAX_QUESTION_CHARS + 1)}, "2000"),
+        ({"question": "Brussels", "k": 0}, "k must"),
+        ({"question": "Brussels", "k": 51}, "k must"),
+        ({"question": "Brussels", "k": "five"}, "k"),
+        ({"question": "Brussels", "k": 2.5}, "k"),
+        ({"question": "Brussels", "mode": "magic"}, "mode"),
+        ({"question": 42}, "question"),
+        ({"k": 3}, "question"),
+    ],
+)
+def test_post_ask_refuses_bad_input_with_400(client: TestClient, body: dict, words: str) -> None:
+    assert words in assert_error(client.post("/api/ask", json=body), 400)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": ""},
+        {"q": "x" * (MAX_QUESTION_CHARS + 1)},
+        {"q": "Brussels", "k": "0"},
+        {"q": "Brussels", "k": "51"},
+        {"q": "Brussels", "k": "many"},
+        {"q": "Brussels", "mode": "magic"},
+        {},
+    ],
+)
+def test_get_ask_refuses_bad_input_with_400(client: TestClient, params: dict) -> None:
+    assert_error(client.get("/api/ask", params=params), 400)
+
+
+MALFORMED_JSON = [b"{bad json", b"", b'{"question": "unterminated', b"\xff\xfe", b'{"question": "\xff"}']
+
+
+@pytest.mark.parametrize("raw", MALFORMED_JSON)
+def test_malformed_json_is_400(client: TestClient, raw: bytes) -> None:
+    response = client.post("/api/ask", content=raw, headers={"content-type": "application/json"})
+    assert_error(response, 400)
+
+
+def test_json_body_over_one_mebibyte_is_413(client: TestClient) -> None:
+    body = b'{"question": "' + b"a" * MAX_JSON_BYTES + b'"}'
+    response = client.post("/api/ask", content=body, headers={"content-type": "application/json"})
+    assert "limit" in assert_error(response, 413)
+
+
+# -- documents: reading ---------------------------------------------------------------------------
+
+
+def test_list_documents_pages_through_all(client: TestClient) -> None:
+    first = client.get("/api/documents", params={"limit": 2}).json()
+    rest = client.get("/api/documents", params={"offset": 2, "limit": 10}).json()
+    assert first["total"] == rest["total"] == len(SEED_IDS)
+    assert (first["offset"], first["limit"]) == (0, 2)
+    ids = [d["id"] for d in first["documents"] + rest["documents"]]
+    assert ids == SEED_IDS
+    assert all(d["passages"] > 0 and d["title"] and "text" not in d for d in first["documents"])
+
+
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"offset": 10**30}, {"limit": "all"}]
+)
+def test_list_documents_refuses_bad_paging(client: TestClient, params: dict) -> None:
+    assert_error(client.get("/api/documents", params=params), 400)
+
+
+def test_get_document_returns_its_text(client: TestClient) -> None:
+    body = client.get(f"/api/documents/{BRUSSELS}").json()
+    assert body["id"] == BRUSSELS
+    assert body["text"] == (SEEDS / f"{BRUSSELS}.txt").read_text(encoding="utf-8")
+    assert body["passages"] > 0 and body["title"]
+
+
+def test_unknown_document_is_404(client: TestClient) -> None:
+    assert "no-such-doc" in assert_error(client.get("/api/documents/no-such-doc"), 404)
+    assert_error(client.delete("/api/documents/no-such-doc", headers=AUTH), 404)
+
+
+def test_unknown_route_is_json_404(client: TestClient) -> None:
+    assert_error(client.get("/api/nothing-here"), 404)
+
+
+# -- documents: writing ---------------------------------------------------------------------------
+
+
+def test_add_json_document_then_find_it(client: TestClient) -> None:
+    sent = {
+        "id": "zebra-1",
+        "title": "Zebras",
+        "text": "Zebra crossings were painted in Damascus.",
+        "source": "t",
+    }
+    response = client.post("/api/documents", json=sent, headers=AUTH)
+    assert response.status_code == 201
+    assert response.json() == {
+        "status": "added",
+        "document": {"id": "zebra-1", "title": "Zebras", "source": "t", "passages": 1},
+    }
+    top = client.post("/api/ask", json={"question": "zebra crossings Damascus", "k": 1}).json()
+    assert top["passages"][0]["document"]["id"] == "zebra-1"
+    assert client.get("/health").json()["documents"] == len(SEED_IDS) + 1
+
+
+def test_adding_again_is_unchanged_and_new_text_replaces(client: TestClient) -> None:
+    sent = {"id": "zebra-2", "text": "Zebra crossings were painted in Damascus."}
+    assert client.post("/api/documents", json=sent, headers=AUTH).status_code == 201
+    again = client.post("/api/documents", json=sent, headers=AUTH)
+    assert (again.status_code, again.json()["status"]) == (200, "unchanged")
+    changed = client.post("/api/documents", json=sent | {"text": "Quokkas visited Aleppo."}, headers=AUTH)
+    assert (changed.status_code, changed.json()["status"]) == (200, "replaced")
+    assert client.get("/api/documents/zebra-2").json()["text"] == "Quokkas visited Aleppo."
+
+
+def test_add_without_id_derives_one_from_the_text(client: TestClient) -> None:
+    body = client.post("/api/documents", json={"text": "Quokkas visited Aleppo."}, headers=AUTH).json()
+    assert len(body["document"]["id"]) == 16
+    assert body["document"]["title"] == "Quokkas visited Aleppo."
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"title": "no text"}, "text"),
+        ({"text": ""}, "empty"),
+        ({"text": "ok", "id": "a/b"}, "/"),
+        ({"text": 5}, "text"),
+        ([1, 2], "document"),
+    ],
+)
+def test_add_json_document_refuses_bad_documents_with_400(client: TestClient, body, words: str) -> None:
+    assert words in assert_error(client.post("/api/documents", json=body, headers=AUTH), 400)
+
+
+@pytest.mark.parametrize("raw", MALFORMED_JSON)
+def test_add_json_document_malformed_is_400(client: TestClient, raw: bytes) -> None:
+    headers = AUTH | {"content-type": "application/json"}
+    assert_error(client.post("/api/documents", content=raw, headers=headers), 400)
+
+
+def test_empty_body_is_400_with_a_clear_message(client: TestClient) -> None:
+    response = client.post("/api/ask", content=b"", headers={"content-type": "application/json"})
+    assert "empty" in assert_error(response, 400)
+
+
+def test_add_json_document_over_one_mebibyte_is_413(client: TestClient) -> None:
+    body = {"text": "word " * (MAX_JSON_BYTES // 5 + 1)}
+    assert_error(client.post("/api/documents", json=body, headers=AUTH), 413)
+
+
+def test_upload_a_file(client: TestClient) -> None:
+    files = {"file": ("quokka-news.md", b"# Quokkas\n\nQuokkas visited Aleppo today.", "text/markdown")}
+    response = client.post("/api/documents", files=files, headers=AUTH)
+    assert response.status_code == 201, response.text
+    assert response.json()["document"] | {"passages": 0} == {
+        "id": "quokka-news",
+        "title": "Quokkas",
+        "source": "quokka-news.md",
+        "passages": 0,
+    }
+    assert client.get("/api/documents/quokka-news").json()["text"].endswith("Aleppo today.")
+
+
+def test_upload_html_keeps_only_its_text(client: TestClient) -> None:
+    page = (
+        b"<html><head><title>Page</title><script>var x;</script></head><body><p>Quokkas in Homs.</p></body>"
+    )
+    response = client.post("/api/documents", files={"file": ("page.html", page, "text/html")}, headers=AUTH)
+    assert response.status_code == 201
+    assert client.get("/api/documents/page").json()["text"] == "Quokkas in Homs."
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "collection.jsonl", "noext", "image.png"])
+def test_upload_of_unsupported_type_is_415(client: TestClient, name: str) -> None:
+    response = client.post("/api/documents", files={"file": (name, b"some text", "x/y")}, headers=AUTH)
+    assert ".txt" in assert_error(response, 415)
+
+
+def test_body_that_is_neither_json_nor_multipart_is_415(client: TestClient) -> None:
+    headers = AUTH | {"content-type": "text/plain"}
+    assert_error(client.post("/api/documents", content=b"plain text", headers=headers), 415)
+
+
+def test_upload_over_twenty_mebibytes_is_413(client: TestClient) -> None:
+    data = b"a" * (MAX_UPLOAD_BYTES + 1)
+    response = client.post("/api/documents", files={"file": ("big.txt", data, "text/plain")}, headers=AUTH)
+    assert "20 MiB" in assert_error(response, 413)
+
+
+def test_multipart_body_far_over_the_limit_is_413(client: TestClient) -> None:
+    data = b"a" * (MAX_UPLOAD_BYTES + 1024 * 1024)
+    response = client.post("/api/documents", files={"file": ("big.txt", data, "text/plain")}, headers=AUTH)
+    assert_error(response, 413)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x00\x01binary", b"\xff\xfebad utf-8", "\ufeff".encode("utf-16")],
+    ids=["nul", "latin", "utf16"],
+)
+def test_upload_that_is_not_utf8_text_is_400(client: TestClient, data: bytes) -> None:
+    response = client.post("/api/documents", files={"file": ("x.txt", data, "text/plain")}, headers=AUTH)
+    assert_error(response, 400)
+
+
+def test_multipart_without_a_file_field_is_400(client: TestClient) -> None:
+    response = client.post(
+        "/api/documents", data={"text": "hello"}, files={"other": ("a.txt", b"x")}, headers=AUTH
+    )
+    assert "'file'" in assert_error(response, 400)
+
+
+def test_delete_removes_the_document_everywhere(client: TestClient) -> None:
+    assert client.delete(f"/api/documents/{BRUSSELS}", headers=AUTH).status_code == 204
+    assert_error(client.get(f"/api/documents/{BRUSSELS}"), 404)
+    hits = client.get("/api/ask", params={"q": "بروكسل جيفري", "k": 50}).json()["passages"]
+    assert hits and all(hit["document"]["id"] != BRUSSELS for hit in hits)
+    assert client.get("/health").json()["documents"] == len(SEED_IDS) - 1
+
+
+# -- the write token ------------------------------------------------------------------------------
+
+WRITES = [
+    ("POST", "/api/documents", {"json": {"text": "Quokkas visited Aleppo."}}),
+    ("POST", "/api/documents", {"files": {"file": ("q.txt", b"Quokkas visited Aleppo.")}}),
+    ("DELETE", f"/api/documents/{BRUSSELS}", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs"), WRITES)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}", "Bearer"])
+def test_write_without_the_right_token_is_401(
+    client: TestClient, method: str, url: str, kwargs: dict, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = client.request(method, url, headers=headers, **kwargs)
+    assert "QA_API_TOKEN" in assert_error(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/health").json()["documents"] == len(SEED_IDS)  # nothing was written
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs"), WRITES)
+def test_writes_are_403_when_no_token_is_configured(
+    client_without_token: TestClient, method: str, url: str, kwargs: dict
+) -> None:
+    response = client_without_token.request(method, url, headers=AUTH, **kwargs)
+    detail = assert_error(response, 403)
+    assert "QA_API_TOKEN" in detail and "qa ingest" in detail
+    assert client_without_token.get("/health").json()["writes_enabled"] is False
+
+
+def test_reads_need_no_token(client_without_token: TestClient) -> None:
+    assert client_without_token.get("/api/documents").status_code == 200
+    assert client_without_token.get("/api/ask", params={"q": "Brussels"}).status_code == 200
+
+
+# -- settings, CORS, start-up ---------------------------------------------------------------------
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QA_API_TOKEN", " s3cret ")
+    monkeypatch.setenv("QA_CORS_ORIGINS", "https://a.example, https://b.example,")
+    assert ApiSettings.from_env() == ApiSettings("s3cret", ("https://a.example", "https://b.example"))
+    monkeypatch.setenv("QA_API_TOKEN", "")
+    monkeypatch.delenv("QA_CORS_ORIGINS")
+    assert ApiSettings.from_env() == ApiSettings(None, ())
+
+
+def test_cors_is_off_by_default(client: TestClient) -> None:
+    response = client.get("/health", headers={"Origin": "https://chat.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_allows_the_configured_origins(service: SearchService) -> None:
+    settings = ApiSettings(api_token=TOKEN, cors_origins=("https://chat.example",))
+    with TestClient(create_app(service, settings=settings)) as client:
+        allowed = client.get("/health", headers={"Origin": "https://chat.example"})
+        assert allowed.headers["access-control-allow-origin"] == "https://chat.example"
+        other = client.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        preflight = client.options(
+            "/api/documents",
+            headers={
+                "Origin": "https://chat.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code in (200, 204)
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+
+
+def test_app_loads_the_service_at_startup(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    seeded_service(tmp_path / "index", fake_encoder).index.close()
+    app = create_app(index_dir=tmp_path / "index", encoder=fake_encoder, settings=ApiSettings())
+    with TestClient(app) as client:
+        assert client.get("/health").json()["documents"] == len(SEED_IDS)
+        assert client.get("/api/ask", params={"q": "Brussels"}).status_code == 200
+
+
+def test_startup_fails_cleanly_on_an_index_of_another_model(tmp_path: Path) -> None:
+    seeded_service(tmp_path / "index", FakeEncoder(fingerprint="other")).index.close()
+    app = create_app(index_dir=tmp_path / "index", encoder=FakeEncoder(), settings=ApiSettings())
+    with pytest.raises(ExceptionGroup) as caught, TestClient(app):  # Litestar's task group wraps it
+        pass
+    assert caught.group_contains(IndexStateError)
+    assert "built with the model" in app.state.startup_error
+
+
+# -- the real model -------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+def test_real_model_answers_the_brussels_question_first(tmp_path: Path, real_encoder) -> None:
+    service = seeded_service(tmp_path / "index", real_encoder)
+    with TestClient(create_app(service, settings=ApiSettings())) as client:
+        response = client.post("/api/ask", json={"question": "who met Jeffrey in Brussels", "k": 3})
+    assert response.status_code == 200
+    first = response.json()["passages"][0]
+    assert first["document"]["id"] == BRUSSELS
+    assert "عبد الرحمن مصطفى" in first["text"] and "جيمس جيفري" in first["text"]

@@ -1,0 +1,197 @@
+"""Questions keep being answered, consistently, while other clients add and remove documents.
+
+A real uvicorn server runs in a thread, so requests really overlap: handlers run in the
+server's worker threads, readers and writers come from their own threads over HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from qa.api import ApiSettings, create_app
+from qa.documents import iter_documents
+from qa.ingest import ingest_documents
+from qa.service import open_service
+from tests.conftest import SEEDS
+from tests.fakes import FakeEncoder
+
+TOKEN = "concurrency-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+QUESTION = "جيمس جيفري في بروكسل"
+CHURN_QUESTION = "quokka marmalade festival"
+# Long enough to be split into several passages, so that "half a document" could be observed.
+CHURN_TEXT = "\n".join(
+    f"The quokka marmalade festival held its {i}th tasting in a quiet harbour town." for i in range(60)
+)
+WRITERS, CYCLES, READERS = 2, 12, 4
+
+
+@pytest.fixture
+def server(tmp_path: Path, fake_encoder: FakeEncoder) -> Iterator[str]:
+    service = open_service(tmp_path / "index", encoder=fake_encoder)
+    ingest_documents(service.index, fake_encoder, list(iter_documents([SEEDS])))
+    app = create_app(service, settings=ApiSettings(api_token=TOKEN))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(600):  # start-up takes milliseconds; this only bounds a broken start
+        if server.started or not thread.is_alive():
+            break
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def add(client: httpx.Client, doc_id: str, text: str) -> httpx.Response:
+    return client.post("/api/documents", json={"id": doc_id, "text": text}, headers=AUTH)
+
+
+def ask(client: httpx.Client, question: str, k: int) -> list[dict]:
+    response = client.get("/api/ask", params={"q": question, "k": k})
+    response.raise_for_status()
+    return response.json()["passages"]
+
+
+class Threads:
+    """Runs targets in threads; `join` re-raises the first exception one of them raised."""
+
+    def __init__(self, targets: list[Callable[[], None]]) -> None:
+        self.raised: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._run, args=(target,)) for target in targets]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as exc:
+            self.raised.append(exc)
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join()
+        if self.raised:
+            raise self.raised[0]
+
+
+def test_questions_are_answered_consistently_while_documents_change(server: str) -> None:
+    texts: dict[str, str] = {}  # document id -> its full text, for checking every hit
+    with httpx.Client(base_url=server, timeout=60) as client:
+        for document in client.get("/api/documents", params={"limit": 500}).json()["documents"]:
+            texts[document["id"]] = client.get(f"/api/documents/{document['id']}").json()["text"]
+        seed_health = client.get("/health").json()
+        expected_top = ask(client, QUESTION, 3)[0]
+        # With up to one churn document per writer present, the best answer is still the same
+        # passage (the fake encoder is deterministic), so readers may demand exactly that one.
+        for probe in range(WRITERS):
+            churn_passages = add(client, f"probe-{probe}", CHURN_TEXT).json()["document"]["passages"]
+            assert ask(client, QUESTION, 3)[0] == expected_top
+        assert churn_passages > 1
+        for probe in range(WRITERS):
+            client.delete(f"/api/documents/probe-{probe}", headers=AUTH).raise_for_status()
+
+    writing = threading.Event()
+    writing.set()
+    errors: list[str] = []
+    rounds: list[int] = []  # one entry per reader round completed while the writers ran
+
+    def check_hits(hits: list[dict]) -> None:
+        """Every hit is a real slice of a whole document: never a passage of a half-written one."""
+        for hit in hits:
+            doc_id = hit["document"]["id"]
+            text = CHURN_TEXT if doc_id.startswith("churn-") else texts.get(doc_id)
+            if text is None or text[hit["start"] : hit["end"]] != hit["text"]:
+                errors.append(f"hit of {doc_id} does not match its document at {hit['start']}:{hit['end']}")
+            elif text[hit["answer"]["start"] : hit["answer"]["end"]] != hit["answer"]["text"]:
+                errors.append(f"answer of {doc_id} does not match its document")
+
+    def writer(number: int) -> None:
+        with httpx.Client(base_url=server, timeout=60) as client:
+            for cycle in range(CYCLES):
+                doc_id = f"churn-{number}-{cycle}"
+                added = add(client, doc_id, CHURN_TEXT)
+                if added.status_code != 201:
+                    errors.append(f"add {doc_id}: {added.status_code} {added.text}")
+                removed = client.delete(f"/api/documents/{doc_id}", headers=AUTH)
+                if removed.status_code != 204:
+                    errors.append(f"delete {doc_id}: {removed.status_code} {removed.text}")
+
+    def reader() -> None:
+        with httpx.Client(base_url=server, timeout=60) as client:
+            while writing.is_set():
+                response = client.post("/api/ask", json={"question": QUESTION, "k": 3})
+                churn = client.get("/api/ask", params={"q": CHURN_QUESTION, "k": 10})
+                health = client.get("/health")
+                failed = [r for r in (response, churn, health) if r.status_code != 200]
+                if failed:
+                    errors.extend(f"{r.request.url}: {r.status_code} {r.text}" for r in failed)
+                    continue
+                hits = response.json()["passages"]
+                check_hits(hits)
+                if [h["rank"] for h in hits] != [1, 2, 3] or hits[0] != expected_top:
+                    errors.append(f"the best answer changed: {hits[0]['document']['id']}")
+                check_hits(churn.json()["passages"])
+                counts = health.json()
+                extra_documents = counts["documents"] - seed_health["documents"]
+                # Both counts come from one snapshot: each churn document is there whole or not at all.
+                if counts["passages"] - seed_health["passages"] != extra_documents * churn_passages:
+                    errors.append(f"half-written index seen: {counts}")
+                rounds.append(1)
+
+    readers = Threads([reader] * READERS)
+    try:
+        Threads([lambda n=n: writer(n) for n in range(WRITERS)]).join()
+    finally:
+        writing.clear()
+        readers.join()
+
+    assert errors == []
+    assert len(rounds) >= READERS  # questions were answered while the writers ran
+    with httpx.Client(base_url=server, timeout=60) as client:
+        assert client.get("/health").json()["documents"] == seed_health["documents"]
+        assert ask(client, QUESTION, 3)[0] == expected_top
+
+
+def test_a_document_being_replaced_is_read_whole(server: str) -> None:
+    """Reads during replacements see one version or the other, never a mix of the two."""
+    # Versions of different lengths: offsets of one version applied to the other's text would
+    # cut sentences in the wrong places.
+    versions = (CHURN_TEXT, CHURN_TEXT.replace("quokka", "wombat-bear"))
+    lines = {line for version in versions for line in version.split("\n")}
+    errors: list[str] = []
+    done = threading.Event()
+    with httpx.Client(base_url=server, timeout=60) as client:
+        add(client, "flip", versions[0]).raise_for_status()
+
+    def replacer() -> None:
+        try:
+            with httpx.Client(base_url=server, timeout=60) as client:
+                for cycle in range(CYCLES * 2):
+                    response = add(client, "flip", versions[(cycle + 1) % 2])
+                    if response.status_code != 200 or response.json()["status"] != "replaced":
+                        errors.append(f"replace: {response.status_code} {response.text}")
+        finally:
+            done.set()
+
+    def reader() -> None:
+        with httpx.Client(base_url=server, timeout=60) as client:
+            while not done.is_set():
+                document = client.get("/api/documents/flip")
+                if document.status_code != 200 or document.json()["text"] not in versions:
+                    errors.append(f"read: {document.status_code} {document.text[:200]}")
+                for hit in ask(client, "wombat quokka marmalade", 5):
+                    whole_lines = set(hit["text"].split("\n")) <= lines
+                    if hit["answer"]["text"].strip() not in lines or not whole_lines:
+                        errors.append(f"a passage cut across versions: {hit['text'][:80]!r}")
+
+    Threads([replacer, reader, reader]).join()
+    assert errors == []
