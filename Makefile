@@ -37,6 +37,12 @@ bench: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(QA) bench
 
+# Not in CI (it takes minutes): 8 clients for 60 s against a real `qa serve` on 127.0.0.1; see docs/reliability.md.
+.PHONY: soak
+soak: install
+	$(QA) model build
+	$(PY) -m qa.reliability.soak --seconds 60 --clients 8
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

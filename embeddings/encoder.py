@@ -7,6 +7,7 @@ dimension and a fingerprint that an index records so it can refuse vectors from 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import sys
@@ -130,6 +131,10 @@ class Encoder:
             model_fingerprint(directory) if directory else hashlib.sha256(name.encode()).hexdigest()[:16]
         )
         self.prompts = dict(self._model.prompts)
+        # A fast tokenizer keeps its padding/truncation settings as mutable state, set anew on
+        # each call: counting tokens (chunking) while another thread encodes a padded batch
+        # would unpad that batch. Counting gets its own copy.
+        self._counting_tokenizer = copy.deepcopy(self._model.tokenizer)
 
     @property
     def max_tokens(self) -> int:
@@ -137,7 +142,7 @@ class Encoder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` alone, without the prompt and the special tokens around it."""
-        return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self._counting_tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, query=True, show_progress=False)

@@ -19,10 +19,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from qa.chunking import is_boilerplate
-from qa.errors import DocumentError
+from qa.errors import DocumentError, UnsupportedTypeError
 from qa.textnorm import clean_text
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
+# One upload is one document; a .jsonl collection is many, which is `qa ingest`'s job.
+UPLOAD_SUFFIXES = tuple(suffix for suffix in SUPPORTED_SUFFIXES if suffix != ".jsonl")
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 MAX_ID_CHARS = 200
 # Titles derived from a first line are often a whole paragraph; a result list needs a line.
@@ -430,10 +432,16 @@ def document_from_upload(filename: str, data: bytes) -> Document:
     base = re.split(r"[/\\]", filename)[-1]
     safe_name = _UNSAFE_NAME_CHARS.sub("_", base)
     suffix = Path(safe_name).suffix.lower()
+    supported = ", ".join(UPLOAD_SUFFIXES)
     if suffix == ".jsonl":
-        raise DocumentError("JSONL collections cannot be uploaded as one document; ingest them from a file")
-    if suffix not in SUPPORTED_SUFFIXES:
-        supported = ", ".join(s for s in SUPPORTED_SUFFIXES if s != ".jsonl")
-        raise DocumentError(f"unsupported file type {suffix or '(no suffix)'!r} (supported: {supported})")
+        raise UnsupportedTypeError(
+            f"JSONL collections cannot be uploaded as one document (upload one of {supported}); "
+            "ingest them from a file: qa ingest FILE"
+        )
+    if suffix not in UPLOAD_SUFFIXES:
+        raise UnsupportedTypeError(
+            f"unsupported file type {suffix or '(no suffix)'!r} (supported: {supported}; "
+            "JSONL collections: qa ingest FILE)"
+        )
     doc_id = Path(safe_name).stem[:MAX_ID_CHARS]
     return _parse(data, suffix, doc_id=doc_id, source=safe_name)

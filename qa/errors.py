@@ -13,6 +13,10 @@ class DocumentError(QAError):
     """A file cannot be read as a document (binary, not UTF-8, malformed JSONL, unsupported type)."""
 
 
+class UnsupportedTypeError(DocumentError):
+    """A file type that cannot be read as one document (by its suffix); the HTTP API answers 415."""
+
+
 class QuestionError(QAError):
     """A question is empty or too long."""
 
@@ -23,3 +27,7 @@ class IndexStateError(QAError):
 
 class NotFoundError(QAError):
     """A document id that is not in the index."""
+
+
+class ConfigurationError(QAError):
+    """A setting (an environment variable) has a value that cannot be used."""

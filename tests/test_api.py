@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import TestClient
 
 from qa.api import ApiSettings, create_app
-from qa.api.settings import MAX_JSON_BYTES, MAX_UPLOAD_BYTES
+from qa.api.settings import DEFAULT_MAX_API_DOCUMENT_BYTES, MAX_JSON_BYTES, MAX_UPLOAD_BYTES
 from qa.documents import iter_documents
 from qa.errors import IndexStateError
 from qa.ingest import ingest_documents
@@ -325,10 +325,11 @@ def test_body_that_is_neither_json_nor_multipart_is_415(client: TestClient) -> N
     assert_error(client.post("/api/documents", content=b"plain text", headers=headers), 415)
 
 
-def test_upload_over_twenty_mebibytes_is_413(client: TestClient) -> None:
-    data = b"a" * (MAX_UPLOAD_BYTES + 1)
+def test_upload_over_the_document_limit_is_413_and_points_to_qa_ingest(client: TestClient) -> None:
+    data = b"a" * (DEFAULT_MAX_API_DOCUMENT_BYTES + 1)
     response = client.post("/api/documents", files={"file": ("big.txt", data, "text/plain")}, headers=AUTH)
-    assert "20 MiB" in assert_error(response, 413)
+    detail = assert_error(response, 413)
+    assert "2.0 MiB" in detail and "qa ingest" in detail
 
 
 def test_multipart_body_far_over_the_limit_is_413(client: TestClient) -> None:

@@ -1,20 +1,41 @@
-"""Faults: a process killed mid-ingest, and the model directory deleted under a running encoder."""
+"""Faults: processes killed mid-ingest, a full or read-only index disk, damaged index files, and
+the model directory deleted under a running encoder and under a running `qa serve`.
+
+The HTTP ones run the real server: `qa serve` as a child process on 127.0.0.1 with the real
+model (killed with a real SIGKILL), or the app in-process over a real tmpfs that is really full
+or really read-only (mounting one needs root, which CI has; elsewhere those two are skipped and
+the monkeypatched variants still run).
+"""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import pytest
+from litestar.testing import TestClient
 
-from qa.index import Index
-from qa.service import model_identity
-from tests.conftest import REPO
+from qa.api import ApiSettings, create_app
+from qa.backends.faiss_backend import FaissBackend
+from qa.documents import iter_documents
+from qa.index import MANIFEST, Index
+from qa.ingest import ingest_documents
+from qa.reliability.serve import QaServe, ServeError
+from qa.search import SearchService
+from qa.service import model_identity, open_service
+from tests.conftest import REPO, SEEDS
 from tests.fakes import FakeEncoder
 
 BATCH = 25
@@ -46,6 +67,8 @@ while True:
 
 
 def assert_consistent(index: Index) -> None:
+    """Every passage has its vector and lexical row, every document its passages, and the
+    manifest counts what is there: nothing half-indexed."""
     snapshot = index.snapshot()
     store = snapshot.store
     passages = store.count_passages()
@@ -58,7 +81,6 @@ def assert_consistent(index: Index) -> None:
         ).fetchone()[0]
     assert lexical_rows == passages
     assert orphans == 0  # no document without its passages: nothing half-indexed
-    assert store.count_documents() % BATCH == 0
     assert snapshot.manifest["counts"] == {"documents": store.count_documents(), "passages": passages}
 
 
@@ -79,6 +101,7 @@ def test_sigkill_during_ingest_leaves_a_previous_or_complete_index(tmp_path, see
         child.wait()
     index = Index.open(directory, model_identity(FakeEncoder()), create=False)
     assert_consistent(index)
+    assert index.snapshot().store.count_documents() % BATCH == 0  # whole batches only
     generation = index.snapshot().generation
     leftovers = [p.name for p in directory.iterdir() if f"{generation:06d}" not in p.name]
     assert leftovers == ["manifest.json"]
@@ -95,3 +118,319 @@ def test_deleting_the_model_directory_does_not_break_a_loaded_encoder(real_encod
     shutil.rmtree(copy)
     after = encoder.encode_queries(["who met Jeffrey in Brussels"])
     assert float((before * after).sum()) > 0.9999
+
+
+# -- the index directory full or read-only, over HTTP --------------------------------------------
+
+TOKEN = "fault-token-7d0e"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BRUSSELS = "002_b8689e71eb8b336f"
+NEW_DOCUMENT = {"id": "ankara", "text": "Talks in Ankara about the constitutional committee. " * 40}
+
+
+def seeded_service(directory: Path) -> SearchService:
+    encoder = FakeEncoder()
+    service = open_service(directory, encoder=encoder)
+    ingest_documents(service.index, encoder, list(iter_documents([SEEDS])))
+    return service
+
+
+def mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.decode().strip()}); CI runs as root")
+
+
+@contextmanager
+def small_disk(path: Path, size: str = "16m") -> Iterator[Path]:
+    """A real filesystem of `size` at `path`, unmounted afterwards (lazily: the index keeps
+    retired SQLite files open for a while)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; CI runs as root")
+    mount_tmpfs(path, size)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of `disk` with one file, and return it."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        for size in (65536, 4096, 1):  # down to the last byte
+            try:
+                while True:
+                    handle.write(b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def assert_error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status_code"] == status and body["detail"]
+    return body["detail"]
+
+
+def assert_still_serving(client: TestClient, health_before: dict) -> None:
+    """The old index answers, unchanged: same generation, same counts, Brussels still found."""
+    assert client.get("/health").json() == health_before
+    hits = client.get("/api/ask", params={"q": "جيفري بروكسل", "k": 3}).json()["passages"]
+    assert hits[0]["document"]["id"] == BRUSSELS
+
+
+def test_a_full_index_disk_gives_507_and_the_old_index_keeps_answering(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        service = seeded_service(disk / "index")
+        with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
+            health = client.get("/health").json()
+            files = sorted(os.listdir(disk / "index"))
+            filler = fill(disk)
+            detail = assert_error(client.post("/api/documents", json=NEW_DOCUMENT, headers=AUTH), 507)
+            assert "full" in detail and "previous version is intact and still served" in detail
+            assert_error(client.delete(f"/api/documents/{BRUSSELS}", headers=AUTH), 507)
+            assert_still_serving(client, health)
+            assert sorted(os.listdir(disk / "index")) == files  # no half-written generation left
+            filler.unlink()  # space again: writes work again, without a restart
+            assert client.post("/api/documents", json=NEW_DOCUMENT, headers=AUTH).status_code == 201
+            assert client.get("/health").json()["documents"] == health["documents"] + 1
+        service.index.close()
+
+
+def test_a_read_only_index_disk_gives_503_and_the_index_is_still_served(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        # Built elsewhere and copied in: the index keeps retired SQLite files open for a while,
+        # and a mount with files open for writing cannot be made read-only.
+        seeded_service(tmp_path / "built").index.close()
+        shutil.copytree(tmp_path / "built", disk / "index")
+        # Read-only for root too: a read-only mount, not permissions. The server opens the index
+        # already read-only, as a running one cannot have its mount switched under open files.
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        try:
+            app = create_app(
+                index_dir=disk / "index", encoder=FakeEncoder(), settings=ApiSettings(api_token=TOKEN)
+            )
+            with TestClient(app) as client:
+                health = client.get("/health").json()
+                detail = assert_error(client.post("/api/documents", json=NEW_DOCUMENT, headers=AUTH), 503)
+                assert (
+                    "read-only" in detail.lower() and "previous version is intact and still served" in detail
+                )
+                assert_error(client.delete(f"/api/documents/{BRUSSELS}", headers=AUTH), 503)
+                assert_still_serving(client, health)
+                subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+                assert client.post("/api/documents", json=NEW_DOCUMENT, headers=AUTH).status_code == 201
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=False, capture_output=True)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [(errno.ENOSPC, 507), (errno.EDQUOT, 507), (errno.EROFS, 503), (errno.EACCES, 503)]
+)
+def test_a_failed_index_write_is_a_clear_5xx_and_reads_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, status: int
+) -> None:
+    """The same outcome without root: the vector file cannot be saved."""
+
+    def refuse(self: FaissBackend, path: Path) -> None:
+        raise OSError(code, os.strerror(code))
+
+    service = seeded_service(tmp_path / "index")
+    with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
+        health = client.get("/health").json()
+        monkeypatch.setattr(FaissBackend, "save", refuse)
+        detail = assert_error(client.post("/api/documents", json=NEW_DOCUMENT, headers=AUTH), status)
+        assert os.strerror(code) in detail and "previous version is intact" in detail
+        assert_still_serving(client, health)
+
+
+# -- the real `qa serve`: damaged files, SIGKILL mid-ingest, model directory deleted -------------
+
+FAULT_DOCUMENT = (
+    "The quokka marmalade festival {n} opened in a quiet harbour town. Growers from the coast "
+    "brought {n} jars. The jury praised the bitter orange recipe of festival {n}. "
+)
+
+
+@pytest.fixture(scope="module")
+def real_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Path:
+    """A small index built with the real model: the Brussels article and one more."""
+    directory = tmp_path_factory.mktemp("real") / "index"
+    index = Index.open(directory, model_identity(real_encoder))
+    seeds = [SEEDS / f"{BRUSSELS}.txt", SEEDS / "003_ce4d1666969f5692.txt"]
+    ingest_documents(index, real_encoder, list(iter_documents(seeds)))
+    index.close()
+    return directory
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.mark.model
+def test_qa_serve_refuses_a_truncated_index_file_with_how_to_rebuild(
+    real_index: Path, tmp_path: Path
+) -> None:
+    # A truncated copy is the likely damage; other damage to either file takes the same path
+    # (tests/test_index.py checks both files in-process).
+    directory = tmp_path / "index"
+    shutil.copytree(real_index, directory)
+    vectors = directory / json.loads((directory / MANIFEST).read_text())["files"]["vectors"]
+    vectors.write_bytes(vectors.read_bytes()[: vectors.stat().st_size // 2])
+    server = QaServe(directory, tmp_path / "logs")
+    with pytest.raises(ServeError):
+        server.start()
+    assert server.process is not None and server.process.returncode == 1
+    stderr = server.stderr()
+    message = last_line(stderr)  # one line, the last one, with what to do
+    assert message == (
+        f"Error: the vector file {vectors} is missing or corrupt. Rebuild the index: delete {directory} "
+        f"and run qa ingest PATH --index {directory}"
+    ), stderr[-2000:]
+    assert "Traceback" not in stderr
+
+
+@pytest.fixture(scope="module")
+def killed_and_restarted(
+    real_index: Path, real_encoder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    """`qa serve` (on its own copy of the model) killed with SIGKILL while two clients keep
+    posting documents, the index checked offline, then the server started again."""
+    workdir = tmp_path_factory.mktemp("killed")
+    directory, model = workdir / "index", workdir / "model"
+    shutil.copytree(real_index, directory)
+    shutil.copytree(real_encoder.directory, model)
+    server = QaServe(directory, workdir / "logs", env={"QA_API_TOKEN": TOKEN, "QA_MODEL": str(model)})
+    url = server.start()
+    sent: dict[str, str] = {}
+    acknowledged: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def writer(number: int) -> None:
+        with httpx.Client(base_url=url, timeout=120, headers=AUTH) as client:
+            for n in range(number * 1000, number * 1000 + 200):
+                if stop.is_set():
+                    return
+                document_id = f"festival-{n}"
+                sent[document_id] = FAULT_DOCUMENT.format(n=n) * 3
+                try:
+                    response = client.post(
+                        "/api/documents", json={"id": document_id, "text": sent[document_id]}
+                    )
+                except httpx.HTTPError as exc:  # the server died under this request
+                    failures.append(f"{document_id}: {type(exc).__name__}")
+                    return
+                assert response.status_code == 201, response.text
+                acknowledged.append(document_id)
+
+    writers = [threading.Thread(target=writer, args=(number,)) for number in range(2)]
+    for thread in writers:
+        thread.start()
+    delay = random.uniform(1.5, 5.0)
+    time.sleep(delay)
+    status = server.kill(signal.SIGKILL)
+    stop.set()
+    for thread in writers:
+        thread.join()
+
+    index = Index.open(directory, model_identity(real_encoder), create=False)
+    try:
+        assert_consistent(index)
+        store = index.snapshot().store
+        stored = {document_id: store.get_document(document_id) for document_id in sent}
+        present = {document_id for document_id, document in stored.items() if document is not None}
+        for document_id in present:
+            assert stored[document_id].text == sent[document_id]  # complete, never partial
+        documents = store.count_documents()
+        leftovers = sorted(p.name for p in directory.iterdir() if p.name != MANIFEST)
+    finally:
+        index.close()
+    url = server.start()  # the same directory, the same model copy
+    try:
+        yield {
+            "server": server,
+            "url": url,
+            "model": model,
+            "delay": delay,
+            "status": status,
+            "acknowledged": acknowledged,
+            "present": present,
+            "failures": failures,
+            "documents": documents,
+            "leftovers": leftovers,
+            "sent": sent,
+        }
+    finally:
+        server.stop()
+
+
+@pytest.mark.model
+def test_qa_serve_killed_mid_ingest_restarts_on_a_previous_or_complete_index(
+    killed_and_restarted: dict,
+) -> None:
+    run = killed_and_restarted
+    context = f"killed after {run['delay']:.1f} s; acknowledged {len(run['acknowledged'])}"
+    assert run["status"] == -signal.SIGKILL
+    assert run["failures"], f"no request was cut off by the kill ({context})"
+    # Every acknowledged document survived; at most the two in flight were published as well.
+    assert set(run["acknowledged"]) <= run["present"], context
+    assert len(run["present"] - set(run["acknowledged"])) <= 2, context
+    assert len(run["leftovers"]) == 2, run["leftovers"]  # one store and one vector file: one generation
+    with httpx.Client(base_url=run["url"], timeout=60) as client:
+        assert client.get("/health").json()["documents"] == run["documents"]
+        for document_id in sorted(run["present"])[:5]:
+            assert client.get(f"/api/documents/{document_id}").json()["text"] == run["sent"][document_id]
+        for document_id in sorted(set(run["sent"]) - run["present"])[:5]:
+            assert client.get(f"/api/documents/{document_id}").status_code == 404
+        hits = client.post("/api/ask", json={"question": "who met Jeffrey in Brussels", "k": 3}).json()
+        assert hits["passages"][0]["document"]["id"] == BRUSSELS
+
+
+@pytest.mark.model
+def test_qa_serve_keeps_answering_after_its_model_directory_is_deleted(killed_and_restarted: dict) -> None:
+    shutil.rmtree(killed_and_restarted["model"])
+    with httpx.Client(base_url=killed_and_restarted["url"], timeout=120, headers=AUTH) as client:
+        hits = client.post("/api/ask", json={"question": "who met Jeffrey in Brussels", "k": 3}).json()
+        assert hits["passages"][0]["document"]["id"] == BRUSSELS
+        added = client.post("/api/documents", json={"id": "after-rmtree", "text": FAULT_DOCUMENT.format(n=0)})
+        assert added.status_code == 201, added.text
+        hits = client.get("/api/ask", params={"q": "quokka marmalade festival 0", "k": 1}).json()["passages"]
+        assert hits[0]["document"]["id"] in {"after-rmtree", *killed_and_restarted["present"]}
+        assert client.get("/health").json()["status"] == "ok"
+
+
+# -- one model shared by concurrent requests ------------------------------------------------------
+
+
+@pytest.mark.model
+def test_counting_tokens_during_an_encode_does_not_break_it(real_encoder) -> None:
+    texts = ["بحث مصطفى مع جيفري", "who met Jeffrey in Brussels and what did they discuss " * 3, "short"]
+    errors: list[str] = []
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            real_encoder.count_tokens("التصعيد في إدلب " * 10)
+
+    counters = [threading.Thread(target=count) for _ in range(2)]
+    for thread in counters:
+        thread.start()
+    try:
+        for _ in range(40):  # the race hits most encodes of batches of unequal lengths
+            try:
+                real_encoder.encode_documents(texts, show_progress=False)
+            except ValueError as exc:
+                errors.append(str(exc))
+                break
+    finally:
+        done.set()
+        for thread in counters:
+            thread.join()
+    assert errors == []

@@ -1,9 +1,15 @@
-"""Odd text in questions and documents: each gets a clear outcome, nothing crashes."""
+"""Odd text in questions and documents: each gets a clear outcome, nothing crashes, in the
+service and over HTTP (API and web form)."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
 
+import pytest
+from litestar.testing import TestClient
+
+from qa.api import ApiSettings, create_app
+from qa.api.validation import EMPTY_AFTER_CLEANING
 from qa.documents import document_from_text
 from qa.errors import DocumentError, QuestionError
 from qa.index import Index
@@ -94,3 +100,77 @@ def test_a_ten_megabyte_document_is_indexed(service, fake_encoder):
     report = ingest_documents(service.index, fake_encoder, [document_from_text(text, id="huge")])
     assert report.added == ["huge"] and report.passages > 1000
     assert service.ask("جيفري إدلب", k=5).passages
+
+
+# -- over HTTP -------------------------------------------------------------------------------------
+
+TOKEN = "odd-token-1c4f"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# Questions that cleaning empties: nothing to ask, so 400, like an empty one.
+INVISIBLE = {
+    "nul": "\x00",
+    "nuls and spaces": " \x00 \x00\t",
+    "right-to-left mark": "\u200f",
+    "bidi marks": "\u200e\u200f\u202b\u202c\u2066\u2069",
+    "zero width": "\u200b\u200c\u200d\u2060",
+    "byte order mark": "\ufeff",
+    "tatweel": "\u0640\u0640",
+    "language tags": "\U000e0001\U000e0065\U000e006e",
+}
+
+
+@pytest.fixture
+def client(service: SearchService) -> Iterator[TestClient]:
+    with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
+        yield client
+
+
+@pytest.mark.parametrize("question", ODD_TEXTS.values(), ids=ODD_TEXTS.keys())
+def test_odd_questions_are_answered_over_http(client, question):
+    posted = client.post("/api/ask", json={"question": question, "k": 3})
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["question"] == question.strip()
+    got = client.get("/api/ask", params={"q": question, "k": 3})
+    assert got.status_code == 200 and got.json()["passages"] == posted.json()["passages"]
+    assert client.get("/", params={"q": question}).status_code == 200
+
+
+@pytest.mark.parametrize("question", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_questions_with_nothing_visible_are_400_everywhere(client, question):
+    posted = client.post("/api/ask", json={"question": question})
+    assert (posted.status_code, posted.json()["detail"]) == (400, EMPTY_AFTER_CLEANING)
+    got = client.get("/api/ask", params={"q": question})
+    assert (got.status_code, got.json()["detail"]) == (400, EMPTY_AFTER_CLEANING)
+    form = client.get("/", params={"q": question})
+    assert form.status_code == 400 and "the question is empty" in form.text
+
+
+@pytest.mark.parametrize("text", INDEXABLE.values(), ids=INDEXABLE.keys())
+@pytest.mark.parametrize("how", ["json", "upload"])
+def test_odd_documents_round_trip_exactly_over_http(client, text, how):
+    if how == "json":
+        added = client.post("/api/documents", json={"id": "odd", "text": text}, headers=AUTH)
+    else:
+        files = {"file": ("odd.txt", text.encode(), "text/plain")}
+        added = client.post("/api/documents", files=files, headers=AUTH)
+    assert added.status_code == 201, added.text
+    assert client.get("/api/documents/odd").json()["text"] == text
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [(ODD_TEXTS["nul bytes"], "binary file"), ("\u200f\u200b \ufeff", "empty document"), ("", "empty")],
+    ids=["nul bytes", "nothing visible", "empty"],
+)
+def test_documents_that_cannot_be_indexed_are_400_over_http(client, text, words):
+    response = client.post("/api/documents", json={"id": "odd", "text": text}, headers=AUTH)
+    assert response.status_code == 400 and words in response.json()["detail"]
+    assert client.get("/api/documents/odd").status_code == 404
+
+
+def test_a_document_with_a_lone_surrogate_is_400_over_http(client):
+    body = b'{"id": "odd", "text": "broken \\ud800 text"}'
+    response = client.post(
+        "/api/documents", content=body, headers=AUTH | {"content-type": "application/json"}
+    )
+    assert response.status_code == 400 and "surrogate" in response.json()["detail"]

@@ -15,6 +15,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -25,6 +26,7 @@ from qa.api.ask import AskController
 from qa.api.dependencies import provide_service, provide_settings
 from qa.api.documents import DocumentController
 from qa.api.errors import EXCEPTION_HANDLERS
+from qa.api.headers import complete_allow_header, security_headers
 from qa.api.health import health
 from qa.api.settings import MAX_JSON_BYTES, ApiSettings
 from qa.api.web import form, stylesheet
@@ -32,6 +34,7 @@ from qa.errors import QAError
 from qa.search import SearchService
 from qa.service import open_service
 
+DOCS_PATH = "/schema"
 DESCRIPTION = """Semantic retrieval and question answering over Arabic news (questions in any language).
 
 `POST /api/ask` answers a question with the passages that answer it, best first, each with the
@@ -81,7 +84,7 @@ def _openapi_config() -> OpenAPIConfig:
         title="qa: question answering over Arabic news",
         version=app_version,
         description=DESCRIPTION,
-        path="/schema",
+        path=DOCS_PATH,
         render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"])],
         components=Components(
             security_schemes={
@@ -102,15 +105,13 @@ def create_app(
     """The application; without `service`, it opens `index_dir` (default $QA_INDEX_DIR or
     data/index) with `encoder` (default: the real model) when it starts."""
     settings = settings or ApiSettings.from_env()
-    cors = (
-        CORSConfig(
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+    middleware = []
+    if settings.rate_limit:
+        # Per client address; /health stays free for load balancers and monitors.
+        limit = RateLimitConfig(
+            rate_limit=(settings.rate_limit.period, settings.rate_limit.requests), exclude=["/health"]
         )
-        if settings.cors_origins
-        else None
-    )
+        middleware.append(limit.middleware)
     return Litestar(
         route_handlers=[form, stylesheet, health, AskController, DocumentController],
         dependencies={
@@ -121,7 +122,20 @@ def create_app(
         lifespan=[_lifespan(service, index_dir, encoder)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_JSON_BYTES,
-        cors_config=cors,
+        cors_config=_cors(settings),
+        middleware=middleware,
+        before_send=[security_headers(DOCS_PATH), complete_allow_header],
         openapi_config=_openapi_config(),
         debug=debug,
+    )
+
+
+def _cors(settings: ApiSettings) -> CORSConfig | None:
+    """None (no CORS headers at all: browsers keep other sites out) unless origins are set."""
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
     )

@@ -8,7 +8,9 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
-from qa.api.schemas import AskRequest
+from qa.api.responses import errors
+from qa.api.schemas import K_SCHEMA, MODE_SCHEMA, QUESTION_SCHEMA, AskRequest, AskRequestTypes
+from qa.api.validation import checked_question, strict_json_body
 from qa.schema import AskResponse
 from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES, SearchService
 
@@ -25,24 +27,35 @@ class AskController(Controller):
         "sentence that answers it. Same shape as `qa ask --json`.",
         operation_id="ask",
         status_code=200,
+        responses=errors(400, 413, 429, 503),
+        before_request=strict_json_body(AskRequestTypes),
         sync_to_thread=True,
     )
     def ask(self, data: JSONBody[AskRequest], service: NamedDependency[SearchService]) -> AskResponse:
-        return service.ask(data.question, k=data.k, mode=data.mode)
+        return service.ask(checked_question(data.question), k=data.k, mode=data.mode)
 
     @get(
         summary="Ask a question (query string)",
         description="The same as POST /api/ask, for links and quick tests: `?q=...&k=5&mode=hybrid`.",
         operation_id="askGet",
+        responses=errors(400, 429, 503),
         sync_to_thread=True,
     )
     def ask_get(
         self,
         service: NamedDependency[SearchService],
         q: Annotated[
-            str, QueryParameter(description=f"The question (1 to {MAX_QUESTION_CHARS} characters).")
+            str,
+            QueryParameter(
+                description=f"The question (1 to {MAX_QUESTION_CHARS} characters).",
+                schema_extra=QUESTION_SCHEMA,
+            ),
         ],
-        k: Annotated[int, QueryParameter(description=f"How many passages (1 to {MAX_K}).")] = 5,
-        mode: Annotated[str | None, QueryParameter(description=f"One of {', '.join(MODES)}.")] = None,
+        k: Annotated[
+            int, QueryParameter(description=f"How many passages (1 to {MAX_K}).", schema_extra=K_SCHEMA)
+        ] = 5,
+        mode: Annotated[
+            str | None, QueryParameter(description=f"One of {', '.join(MODES)}.", schema_extra=MODE_SCHEMA)
+        ] = None,
     ) -> AskResponse:
-        return service.ask(q, k=k, mode=mode)
+        return service.ask(checked_question(q), k=k, mode=mode)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
-from pathlib import PurePath
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -14,6 +14,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import (
     HTTP_200_OK,
@@ -22,45 +23,61 @@ from litestar.status_codes import (
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
 )
 
+from qa.api.memory import release_free_memory
 from qa.api.openapi_bodies import AddDocumentOperation
+from qa.api.responses import errors
 from qa.api.schemas import DocumentDetail, DocumentIn, DocumentPage, DocumentSummary, DocumentWritten
 from qa.api.security import require_write_token
-from qa.api.settings import MAX_JSON_BYTES, MAX_MULTIPART_BYTES, MAX_UPLOAD_BYTES
-from qa.documents import SUPPORTED_SUFFIXES, Document, document_from_text, document_from_upload
-from qa.errors import NotFoundError
+from qa.api.settings import MAX_JSON_BYTES, MAX_MULTIPART_BYTES, ApiSettings
+from qa.documents import UPLOAD_SUFFIXES, Document, document_from_text, document_from_upload
+from qa.errors import IndexStateError, NotFoundError
+from qa.index import Index
 from qa.ingest import ingest_documents, remove_document
 from qa.search import SearchService
 
 MAX_PAGE = 500
 MAX_OFFSET = 2**53  # SQLite integers are 64-bit; larger offsets would fail inside the query
-# One upload is one document; a .jsonl collection is many, which is `qa ingest`'s job.
-UPLOAD_SUFFIXES = tuple(s for s in SUPPORTED_SUFFIXES if s != ".jsonl")
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+# Room for the multipart boundary and part headers around an uploaded file.
+_MULTIPART_FRAMING = 64 * 1024
 
 
-def _too_large(what: str, limit: int) -> HTTPException:
-    return HTTPException(
-        status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        detail=f"{what} is larger than the {limit / 1024 / 1024:.0f} MiB limit",
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB"
+
+
+def _too_large(detail: str) -> HTTPException:
+    return HTTPException(status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=detail)
+
+
+def _document_too_large(what: str, settings: ApiSettings) -> HTTPException:
+    return _too_large(
+        f"{what} is larger than the {_mib(settings.max_document_bytes)} limit for documents sent over "
+        "HTTP (QA_MAX_API_DOCUMENT_BYTES): encoding it would keep the server busy for minutes. "
+        "Add it on the server with: qa ingest FILE"
     )
 
 
 async def _read_json_body(request: Request) -> bytes:
     """The body, refused with 413 as soon as it passes MAX_JSON_BYTES (this route allows uploads
-    of 20 MiB, so Litestar's own limit is too loose for JSON)."""
+    of several MiB, so Litestar's own limit is too loose for JSON)."""
+    too_large = _too_large(
+        f"the JSON body is larger than the {_mib(MAX_JSON_BYTES)} limit; upload a larger document as "
+        "a file (multipart/form-data) or add it on the server with: qa ingest FILE"
+    )
     if (request.content_length or 0) > MAX_JSON_BYTES:
-        raise _too_large("the JSON body", MAX_JSON_BYTES)
+        raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_JSON_BYTES:
-            raise _too_large("the JSON body", MAX_JSON_BYTES)
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _json_document(request: Request) -> Callable[[], Document]:
+async def _json_document(request: Request, settings: ApiSettings) -> Callable[[], Document]:
     body = await _read_json_body(request)
     try:
         sent = msgspec.json.decode(body, type=DocumentIn)
@@ -68,37 +85,36 @@ async def _json_document(request: Request) -> Callable[[], Document]:
         raise ClientException(detail=f"invalid document: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ClientException(detail=f"malformed JSON: {exc}") from None
+    if len(sent.text.encode("utf-8", "surrogatepass")) > settings.max_document_bytes:
+        raise _document_too_large("the document's text", settings)
     return partial(document_from_text, sent.text, id=sent.id, title=sent.title, source=sent.source)
 
 
-async def _uploaded_document(request: Request) -> Callable[[], Document]:
+async def _uploaded_document(request: Request, settings: ApiSettings) -> Callable[[], Document]:
+    # Refused from its declared size before the multipart body is parsed at all.
+    if (request.content_length or 0) > settings.max_document_bytes + _MULTIPART_FRAMING:
+        raise _document_too_large("the uploaded file", settings)
     form = await request.form()
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise ClientException(detail="no file: send it in a multipart/form-data field named 'file'")
     try:
-        suffix = PurePath(re.split(r"[/\\]", upload.filename)[-1]).suffix.lower()
-        if suffix not in UPLOAD_SUFFIXES:
-            raise HTTPException(
-                status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                detail=f"unsupported file type {suffix or '(no suffix)'!r}; upload one of "
-                f"{', '.join(UPLOAD_SUFFIXES)} (JSONL collections: qa ingest FILE)",
-            )
-        data = await upload.read(MAX_UPLOAD_BYTES + 1)
+        data = await upload.read(settings.max_document_bytes + 1)
     finally:
         await upload.close()
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise _too_large(f"the file {upload.filename!r}", MAX_UPLOAD_BYTES)
+    if len(data) > settings.max_document_bytes:
+        raise _document_too_large(f"the file {upload.filename!r}", settings)
+    # The file name only picks the type and the default id; it is never used as a path.
     return partial(document_from_upload, upload.filename, data)
 
 
-async def _received_document(request: Request) -> Callable[[], Document]:
+async def _received_document(request: Request, settings: ApiSettings) -> Callable[[], Document]:
     """Read the body on the event loop; the returned call parses it (in a worker thread)."""
     media_type, _ = request.content_type
     if media_type == "application/json":
-        return await _json_document(request)
+        return await _json_document(request, settings)
     if media_type == "multipart/form-data":
-        return await _uploaded_document(request)
+        return await _uploaded_document(request, settings)
     raise HTTPException(
         status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         detail=f"unsupported content type {media_type or '(none)'!r}: send application/json "
@@ -106,9 +122,35 @@ async def _received_document(request: Request) -> Callable[[], Document]:
     )
 
 
+def _write_failure(exc: OSError | sqlite3.Error) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return str(exc)  # "database or disk is full" says it all
+    return f"{exc} (is its disk read-only, or are its permissions wrong?)"
+
+
+@contextmanager
+def _storage_errors(index: Index) -> Iterator[None]:
+    """A write the disk refused, as a domain error. SQLite reports a full or read-only disk as
+    its own error, and on a read-only disk even the clean-up of the new generation raises
+    OSError; either way the index never published it, so the previous version is still served."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise IndexStateError(
+            f"could not write the index at {index.directory}: {_write_failure(exc)}. "
+            "The previous version is intact and still served"
+        ) from exc
+
+
 def _index_document(service: SearchService, build: Callable[[], Document]) -> DocumentWritten:
     document = build()
-    report = ingest_documents(service.index, service.encoder, [document])
+    try:
+        with _storage_errors(service.index):
+            report = ingest_documents(service.index, service.encoder, [document])
+    finally:
+        release_free_memory()  # the encoder's temporary tensors, kept by malloc otherwise
     status = "added" if report.added else "replaced" if report.replaced else "unchanged"
     stored = service.index.snapshot().store.get_document(document.id)
     passages = stored.passages if stored else report.passages  # removed again by a concurrent request
@@ -123,6 +165,7 @@ class DocumentController(Controller):
         summary="List documents",
         description="Documents ordered by id, without their text; page with `offset` and `limit`.",
         operation_id="listDocuments",
+        responses=errors(400, 429),
         sync_to_thread=True,
     )
     def list_documents(
@@ -148,6 +191,7 @@ class DocumentController(Controller):
         summary="Get a document",
         description="One document with its full text (passage offsets point into it).",
         operation_id="getDocument",
+        responses=errors(400, 404, 429),
         sync_to_thread=True,
     )
     def get_document(
@@ -160,20 +204,33 @@ class DocumentController(Controller):
 
     @post(
         summary="Add or replace a document",
-        description="JSON `{text, id?, title?, source?}` (up to 1 MiB) or a multipart upload in the "
-        f"field `file` ({', '.join(UPLOAD_SUFFIXES)}, up to 20 MiB). An existing id is replaced; "
-        "answers 201 when added, 200 when replaced or unchanged. Needs the bearer token.",
+        description="JSON `{text, id?, title?, source?}` (a body up to 1 MiB) or a multipart upload in "
+        f"the field `file` ({', '.join(UPLOAD_SUFFIXES)}). A document over the server's limit "
+        "(QA_MAX_API_DOCUMENT_BYTES, 2 MiB by default) is refused with 413: add it with `qa ingest`. "
+        "An existing id is replaced; answers 201 when added, 200 when replaced or unchanged. "
+        "Needs the bearer token.",
         operation_id="addDocument",
         guards=[require_write_token],
         security=_BEARER,
         operation_class=AddDocumentOperation,
         request_max_body_size=MAX_MULTIPART_BYTES,
         status_code=HTTP_201_CREATED,
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                data_container=DocumentWritten,
+                description="Replaced, or unchanged (the same title and text were already indexed).",
+                generate_examples=False,
+            ),
+            **errors(400, 401, 403, 413, 415, 429, 503, 507),
+        },
     )
     async def add_document(
-        self, request: Request[Any, Any, Any], service: NamedDependency[SearchService]
+        self,
+        request: Request[Any, Any, Any],
+        service: NamedDependency[SearchService],
+        settings: NamedDependency[ApiSettings],
     ) -> Response[DocumentWritten]:
-        build = await _received_document(request)
+        build = await _received_document(request, settings)
         # Chunking and embedding take seconds of CPU: off the event loop.
         written = await anyio.to_thread.run_sync(_index_document, service, build)
         return Response(written, status_code=HTTP_201_CREATED if written.status == "added" else HTTP_200_OK)
@@ -185,7 +242,9 @@ class DocumentController(Controller):
         operation_id="deleteDocument",
         guards=[require_write_token],
         security=_BEARER,
+        responses=errors(400, 401, 403, 404, 429, 503, 507),
         sync_to_thread=True,
     )
     def delete_document(self, document_id: FromPath[str], service: NamedDependency[SearchService]) -> None:
-        remove_document(service.index, document_id)
+        with _storage_errors(service.index):
+            remove_document(service.index, document_id)

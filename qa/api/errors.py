@@ -6,7 +6,9 @@ Domain errors carry messages written for users (see `qa.errors`), so they are pa
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -16,18 +18,28 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
 from embeddings.errors import ModelError
-from qa.errors import DocumentError, IndexStateError, NotFoundError, QAError, QuestionError
+from qa.errors import (
+    DocumentError,
+    IndexStateError,
+    NotFoundError,
+    QAError,
+    QuestionError,
+    UnsupportedTypeError,
+)
 
 logger = logging.getLogger("qa.api")
 
+# Checked in order, so a subclass comes before its base.
 _DOMAIN_STATUS: dict[type[Exception], int] = {
     QuestionError: 400,
+    UnsupportedTypeError: 415,
     DocumentError: 400,
     NotFoundError: 404,
     # The index or the model is broken on the server's side: nothing the client can fix.
     IndexStateError: 503,
     ModelError: 503,
 }
+HTTP_507_INSUFFICIENT_STORAGE = 507
 
 
 def error_response(
@@ -39,8 +51,21 @@ def error_response(
     return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a failed index write was caused by a full disk (or an exhausted quota)."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError):
+        return cause.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(cause, sqlite3.Error):
+        return getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return False
+
+
 def _domain_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
     status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
+    if isinstance(exc, IndexStateError) and _disk_full(exc):
+        # 507 tells an operator what to fix; the write was refused whole and reads go on.
+        status = HTTP_507_INSUFFICIENT_STORAGE
     return error_response(status, str(exc))
 
 
@@ -48,6 +73,14 @@ def _undecodable_body(_: Request, exc: UnicodeDecodeError) -> Response[dict[str,
     # msgspec raises this (not a DecodeError) for a JSON string that is not UTF-8, and Litestar
     # lets it escape as if it were a bug.
     return error_response(400, f"malformed JSON: a string in the body is not UTF-8 ({exc.reason})")
+
+
+def _too_deep(request: Request, exc: RecursionError) -> Response[dict[str, Any]]:
+    # msgspec stops at Python's recursion limit (about 1,000 levels) with this error instead of a
+    # DecodeError, so Litestar would answer 500 to `[[[[...]]]]`. Any other RecursionError is a bug.
+    if "deserializing" in str(exc):
+        return error_response(400, "malformed JSON: the body is nested too deeply (about 1,000 levels)")
+    return _unexpected_error(request, exc)
 
 
 def _validation_error(request: Request, exc: ValidationException) -> Response[dict[str, Any]]:
@@ -84,6 +117,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ModelError: _domain_error,
     ValidationException: _validation_error,
     UnicodeDecodeError: _undecodable_body,
+    RecursionError: _too_deep,
     HTTPException: _http_error,
     Exception: _unexpected_error,
 }

@@ -10,20 +10,36 @@ from dataclasses import dataclass
 
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 
-from qa.documents import SUPPORTED_SUFFIXES
+from qa.api.validation import VISIBLE_CHARACTER
+from qa.documents import MAX_ID_CHARS, UPLOAD_SUFFIXES
 
-_UPLOAD_SUFFIXES = ", ".join(s for s in SUPPORTED_SUFFIXES if s != ".jsonl")
+# The rules of `qa.documents` as a schema, so that clients (and the schema fuzzer) know which
+# documents are accepted: text with something visible and no NUL (a NUL means binary data); an
+# id of 1 to 200 characters without "/" or control characters, other than "." and "..".
+_DOCUMENT_TEXT = Schema(
+    type=OpenAPIType.STRING,
+    description="The document's text (a JSON body up to 1 MiB): something visible, no NUL characters.",
+    all_of=[Schema(pattern=VISIBLE_CHARACTER), Schema(pattern="^[^\\u0000]*$")],
+)
+_DOCUMENT_ID = Schema(
+    type=[OpenAPIType.STRING, OpenAPIType.NULL],
+    description="Document id; an existing id is replaced. Default (or null): derived from the text.",
+    min_length=1,
+    max_length=MAX_ID_CHARS,
+    pattern="^[^/\\u0000-\\u001f\\u007f-\\u009f]*$",
+    schema_not=Schema(enum=[".", ".."]),
+)
 
 _DOCUMENT_JSON = Schema(
     type=OpenAPIType.OBJECT,
     required=["text"],
     properties={
-        "text": Schema(type=OpenAPIType.STRING, description="The document's text (up to 1 MiB of JSON)."),
-        "id": Schema(
-            type=OpenAPIType.STRING,
-            description="Document id; an existing id is replaced. Default: derived from the text.",
+        "text": _DOCUMENT_TEXT,
+        "id": _DOCUMENT_ID,
+        "title": Schema(
+            type=[OpenAPIType.STRING, OpenAPIType.NULL],
+            description="Default (or null): the first line of the text.",
         ),
-        "title": Schema(type=OpenAPIType.STRING, description="Default: the first line of the text."),
         "source": Schema(type=OpenAPIType.STRING, description="Where it comes from (a URL).", default="api"),
     },
 )
@@ -35,7 +51,8 @@ _DOCUMENT_FILE = Schema(
         "file": Schema(
             type=OpenAPIType.STRING,
             format=OpenAPIFormat.BINARY,
-            description=f"A {_UPLOAD_SUFFIXES} file up to 20 MiB; its name without suffix becomes the id.",
+            description=f"A UTF-8 {', '.join(UPLOAD_SUFFIXES)} file up to the server's limit "
+            "(QA_MAX_API_DOCUMENT_BYTES, 2 MiB by default); its name without suffix becomes the id.",
         )
     },
 )

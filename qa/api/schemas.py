@@ -6,17 +6,37 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from qa.api.validation import VISIBLE_CHARACTER
 from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES
 from qa.store import StoredDocument
 
-# Ranges are documented here and enforced by `SearchService`, the one place that validates a
-# question, so the API, the web form and the CLI refuse the same input with the same words.
+# Ranges are documented here (the "extra" entries only shape the OpenAPI schema) and enforced by
+# `SearchService`, the one place that validates a question, so the API, the web form and the CLI
+# refuse the same input with the same words.
+QUESTION_SCHEMA = {"min_length": 1, "max_length": MAX_QUESTION_CHARS, "pattern": VISIBLE_CHARACTER}
+K_SCHEMA = {"minimum": 1, "maximum": MAX_K}
+MODE_SCHEMA = {"enum": [*MODES, "", None]}  # empty or null: the default
+
 Question = Annotated[
-    str, msgspec.Meta(description=f"The question, in any language (1 to {MAX_QUESTION_CHARS} characters).")
+    str,
+    msgspec.Meta(
+        description=f"The question, in any language (1 to {MAX_QUESTION_CHARS} characters, "
+        "something visible among them).",
+        extra_json_schema={"extra": QUESTION_SCHEMA},
+    ),
 ]
-K = Annotated[int, msgspec.Meta(description=f"How many passages to return (1 to {MAX_K}).")]
+K = Annotated[
+    int,
+    msgspec.Meta(
+        description=f"How many passages to return (1 to {MAX_K}).", extra_json_schema={"extra": K_SCHEMA}
+    ),
+]
 Mode = Annotated[
-    str | None, msgspec.Meta(description=f"Ranking method: {', '.join(MODES)} (default {MODES[0]}).")
+    str | None,
+    msgspec.Meta(
+        description=f"Ranking method: {', '.join(MODES)} (default {MODES[0]}).",
+        extra_json_schema={"extra": MODE_SCHEMA},
+    ),
 ]
 
 
@@ -24,6 +44,15 @@ class AskRequest(msgspec.Struct):
     question: Question
     k: K = 5
     mode: Mode = None
+
+
+class AskRequestTypes(msgspec.Struct):
+    """The JSON types AskRequest accepts, checked strictly before Litestar's lenient conversion
+    (which would take "5" for 5). As in JSON Schema, 31.0 counts as an integer."""
+
+    question: str
+    k: int | float = 5
+    mode: str | None = None
 
 
 class DocumentIn(msgspec.Struct):

@@ -7,20 +7,15 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
+from qa.api.headers import PAGE_CSP
 from qa.api.html import render_page
 from qa.api.style import CSS
+from qa.api.validation import checked_question
 from qa.errors import QuestionError
 from qa.search import MAX_K, SearchService
 
 DEFAULT_K = 5
-# The page runs no script at all: should any text ever slip through unescaped, the browser
-# still refuses to run it. Styles come only from our own stylesheet.
-_PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+_PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP}  # the other security headers: qa.api.headers
 
 
 def _form_k(raw: str | None) -> int:
@@ -46,7 +41,7 @@ def form(
     if q is None:  # first visit: just the form
         return Response(render_page(k=shown_k), headers=_PAGE_HEADERS)
     try:
-        response = service.ask(q, k=_form_k(k))
+        response = service.ask(checked_question(q), k=_form_k(k))
     except QuestionError as exc:
         page = render_page(question=q, k=shown_k, error=str(exc))
         return Response(page, status_code=HTTP_400_BAD_REQUEST, headers=_PAGE_HEADERS)

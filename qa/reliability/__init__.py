@@ -1,0 +1,1 @@
+"""Reliability tooling: a `qa serve` child process on loopback, and the soak (`make soak`)."""
