@@ -237,6 +237,14 @@ def remove(document_id: str, index_dir: Path) -> None:
     click.echo(f"removed {document_id}")
 
 
+from qa.eval_cli import eval_command  # noqa: E402  (registered last: the command lives in its own module)
+
+main.add_command(eval_command, name="eval")
+
 from qa.server_cli import serve  # noqa: E402  (registered last: the command lives in its own module)
 
 main.add_command(serve)
+
+from qa.bench_cli import bench  # noqa: E402  (registered last: the command lives in its own module)
+
+main.add_command(bench)

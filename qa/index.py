@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from qa.backends.base import VectorBackend
-from qa.backends.faiss_backend import FaissBackend
+from qa.backends.faiss_backend import FaissBackend, VectorIndexPolicy, adapt_to_policy, describe
 from qa.chunking import ChunkingSettings
 from qa.errors import IndexStateError
 from qa.store import Store
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the lexical index holds Snowball-stemmed Arabic
 MANIFEST = "manifest.json"
 _RETIRED_STORE_GRACE_S = 30.0
 _GENERATION_FILE = re.compile(r"^(vectors|store)-(\d{6})\.(faiss|sqlite)(-journal|-wal|-shm)?$")
@@ -83,13 +83,24 @@ def _file_names(generation: int) -> tuple[str, str]:
     return f"vectors-{generation:06d}.faiss", f"store-{generation:06d}.sqlite"
 
 
+def _vector_policy(requested: str | None, recorded: dict[str, Any] | None) -> VectorIndexPolicy:
+    try:
+        return VectorIndexPolicy.resolve(requested, recorded)
+    except ValueError as exc:
+        raise IndexStateError(
+            f"{exc}. Set QA_VECTOR_INDEX to auto, flat, ivf or hnsw, and QA_VECTOR_INDEX_SWITCH_AT "
+            "to a positive number of passages (or unset them)"
+        ) from exc
+
+
 class Index:
     """Owns one index directory; `snapshot()` for reading, `write()` for changing it."""
 
-    def __init__(self, directory: Path, snapshot: Snapshot) -> None:
+    def __init__(self, directory: Path, snapshot: Snapshot, vector_policy: VectorIndexPolicy) -> None:
         self.directory = directory
         self._snapshot = snapshot
         self._write_lock = threading.Lock()
+        self.vector_policy = vector_policy
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -101,8 +112,10 @@ class Index:
         *,
         create: bool = True,
         chunking: ChunkingSettings | None = None,
-        vector_kind: str = "flat",
+        vector_kind: str | None = None,
     ) -> Index:
+        """`vector_kind`: auto (the default), flat, ivf or hnsw; see `VectorIndexPolicy`. A kind
+        that differs from the one on disk takes effect at the next write."""
         directory = Path(directory)
         manifest_path = directory / MANIFEST
         if not manifest_path.exists():
@@ -110,11 +123,12 @@ class Index:
                 raise IndexStateError(
                     f"no index at {directory}. Create one: qa ingest PATH --index {directory}"
                 )
-            return cls._create(directory, model, chunking or ChunkingSettings(), vector_kind)
+            policy = _vector_policy(vector_kind, None)
+            return cls._create(directory, model, chunking or ChunkingSettings(), policy)
         manifest = cls._read_manifest(manifest_path)
         cls._check_model(directory, manifest, model)
         snapshot = cls._load_generation(directory, manifest)
-        index = cls(directory, snapshot)
+        index = cls(directory, snapshot, _vector_policy(vector_kind, manifest.get("vector_index")))
         index._remove_stray_files()
         return index
 
@@ -169,16 +183,17 @@ class Index:
 
     @classmethod
     def _create(
-        cls, directory: Path, model: ModelIdentity, chunking: ChunkingSettings, vector_kind: str
+        cls, directory: Path, model: ModelIdentity, chunking: ChunkingSettings, policy: VectorIndexPolicy
     ) -> Index:
         directory.mkdir(parents=True, exist_ok=True)
         now = time.time()
+        vectors = FaissBackend(model.dimension, policy.kind_for(0))
         manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "generation": 0,
             "model": {"name": model.name, "fingerprint": model.fingerprint, "dimension": model.dimension},
             "chunking": chunking.to_dict(),
-            "vector_index": {"kind": vector_kind},
+            "vector_index": describe(vectors) | policy.to_dict(),
             "counts": {"documents": 0, "passages": 0},
             "created_at": now,
             "updated_at": now,
@@ -188,12 +203,11 @@ class Index:
         store_path = directory / store_name
         store_path.unlink(missing_ok=True)
         store = Store.create(store_path)
-        vectors = FaissBackend(model.dimension, vector_kind)
         vectors.save(directory / vectors_name)
         for name in (vectors_name, store_name):
             _fsync_file(directory / name)
         _write_json_atomically(directory / MANIFEST, manifest)
-        return cls(directory, Snapshot(0, manifest, store, vectors))
+        return cls(directory, Snapshot(0, manifest, store, vectors), policy)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -221,6 +235,8 @@ class Index:
                 vectors = current.vectors.copy()
                 with store.transaction():
                     change(store, vectors)
+                # The corpus size decides the kind of vector index (exact search, then IVF).
+                vectors = adapt_to_policy(vectors, self.vector_policy)
                 vectors.save(vectors_path)
                 _fsync_file(vectors_path)
                 _fsync_file(store_path)
@@ -231,7 +247,7 @@ class Index:
                     counts={"documents": store.count_documents(), "passages": store.count_passages()},
                     updated_at=time.time(),
                 )
-                manifest["vector_index"] = {"kind": vectors.kind}
+                manifest["vector_index"] = describe(vectors) | self.vector_policy.to_dict()
                 _write_json_atomically(self.directory / MANIFEST, manifest)
             except BaseException as exc:
                 if store is not None:

@@ -18,8 +18,9 @@ from qa.chunking import ChunkingSettings, Span, chunk_text
 from qa.documents import Document, Skipped
 from qa.errors import NotFoundError
 from qa.index import Index
+from qa.lexical import lexical_text
 from qa.store import NewPassage, NewSentence, Store
-from qa.textnorm import clean_text, normalize_arabic
+from qa.textnorm import clean_text
 
 
 @dataclass
@@ -132,7 +133,7 @@ def _apply(store: Store, vectors: VectorBackend, documents: Iterable[PreparedDoc
             doc.content_hash,
             now,
             [
-                NewPassage(int(pid), span.start, span.end, normalize_arabic(doc.text[span.start : span.end]))
+                NewPassage(int(pid), span.start, span.end, lexical_text(doc.text[span.start : span.end]))
                 for pid, span in zip(ids, prepared.passages, strict=True)
             ],
             prepared.sentences,

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from embeddings.encoder import Encoder, TextEncoder
+from qa.batching import DEFAULT_MAX_BATCH, BatchingEncoder
 from qa.index import Index, ModelIdentity, default_index_dir
 from qa.search import SearchService, SearchSettings
 
 
 def model_identity(encoder: TextEncoder) -> ModelIdentity:
     return ModelIdentity(encoder.name, encoder.fingerprint, encoder.dimension)
+
+
+def query_batch_size() -> int:
+    """QA_QUERY_BATCH: most questions encoded in one pass (1 turns micro-batching off)."""
+    value = os.environ.get("QA_QUERY_BATCH", "").strip()
+    return max(1, int(value)) if value.isdigit() else DEFAULT_MAX_BATCH
 
 
 def open_service(
@@ -20,7 +28,14 @@ def open_service(
     create: bool = True,
     settings: SearchSettings | None = None,
 ) -> SearchService:
-    """The search service over `index_dir` (default: $QA_INDEX_DIR or data/index)."""
+    """The search service over `index_dir` (default: $QA_INDEX_DIR or data/index).
+
+    Questions asked at the same time from several threads (the server's workers) share one
+    forward pass of the model (see `qa.batching`).
+    """
     encoder = encoder or Encoder()
     index = Index.open(Path(index_dir or default_index_dir()), model_identity(encoder), create=create)
+    batch = query_batch_size()
+    if batch > 1 and not isinstance(encoder, BatchingEncoder):
+        encoder = BatchingEncoder(encoder, max_batch=batch)
     return SearchService(index, encoder, settings)

@@ -55,6 +55,12 @@ def add(client: httpx.Client, doc_id: str, text: str) -> httpx.Response:
     return client.post("/api/documents", json={"id": doc_id, "text": text}, headers=AUTH)
 
 
+def passage_of(hit: dict) -> tuple[str, int, int]:
+    """Which passage a hit is. Its score may move as other documents come and go (scores are
+    normalized over the candidates), but the best passage must not."""
+    return hit["document"]["id"], hit["start"], hit["end"]
+
+
 def ask(client: httpx.Client, question: str, k: int) -> list[dict]:
     response = client.get("/api/ask", params={"q": question, "k": k})
     response.raise_for_status()
@@ -89,12 +95,12 @@ def test_questions_are_answered_consistently_while_documents_change(server: str)
         for document in client.get("/api/documents", params={"limit": 500}).json()["documents"]:
             texts[document["id"]] = client.get(f"/api/documents/{document['id']}").json()["text"]
         seed_health = client.get("/health").json()
-        expected_top = ask(client, QUESTION, 3)[0]
+        expected_top = passage_of(ask(client, QUESTION, 3)[0])
         # With up to one churn document per writer present, the best answer is still the same
         # passage (the fake encoder is deterministic), so readers may demand exactly that one.
         for probe in range(WRITERS):
             churn_passages = add(client, f"probe-{probe}", CHURN_TEXT).json()["document"]["passages"]
-            assert ask(client, QUESTION, 3)[0] == expected_top
+            assert passage_of(ask(client, QUESTION, 3)[0]) == expected_top
         assert churn_passages > 1
         for probe in range(WRITERS):
             client.delete(f"/api/documents/probe-{probe}", headers=AUTH).raise_for_status()
@@ -137,7 +143,7 @@ def test_questions_are_answered_consistently_while_documents_change(server: str)
                     continue
                 hits = response.json()["passages"]
                 check_hits(hits)
-                if [h["rank"] for h in hits] != [1, 2, 3] or hits[0] != expected_top:
+                if [h["rank"] for h in hits] != [1, 2, 3] or passage_of(hits[0]) != expected_top:
                     errors.append(f"the best answer changed: {hits[0]['document']['id']}")
                 check_hits(churn.json()["passages"])
                 counts = health.json()
@@ -158,7 +164,7 @@ def test_questions_are_answered_consistently_while_documents_change(server: str)
     assert len(rounds) >= READERS  # questions were answered while the writers ran
     with httpx.Client(base_url=server, timeout=60) as client:
         assert client.get("/health").json()["documents"] == seed_health["documents"]
-        assert ask(client, QUESTION, 3)[0] == expected_top
+        assert passage_of(ask(client, QUESTION, 3)[0]) == expected_top
 
 
 def test_a_document_being_replaced_is_read_whole(server: str) -> None:
@@ -189,6 +195,8 @@ def test_a_document_being_replaced_is_read_whole(server: str) -> None:
                 if document.status_code != 200 or document.json()["text"] not in versions:
                     errors.append(f"read: {document.status_code} {document.text[:200]}")
                 for hit in ask(client, "wombat quokka marmalade", 5):
+                    if hit["document"]["id"] != "flip":
+                        continue  # seed passages may fill the list too; only "flip" changes
                     whole_lines = set(hit["text"].split("\n")) <= lines
                     if hit["answer"]["text"].strip() not in lines or not whole_lines:
                         errors.append(f"a passage cut across versions: {hit['text'][:80]!r}")

@@ -1,17 +1,47 @@
-"""FAISS inner-product backends: exact (`flat`) by default, `hnsw` for large corpora."""
+"""FAISS inner-product backends: exact (`flat`), graph (`hnsw`) and inverted lists (`ivf`).
+
+Which one an index uses follows a `VectorIndexPolicy`: by default (`auto`) exact search while
+the corpus is small enough for it to cost a couple of milliseconds, HNSW beyond that. HNSW
+rather than IVF because on text embeddings, at equal latency, IVF finds far fewer of the true
+neighbours (docs/benchmarks.md has the measurements); IVF stays available on request for
+write-heavy corpora, as it builds in seconds where HNSW takes minutes.
+
+An HNSW graph cannot drop nodes, so a delete leaves a tombstone: the row's id becomes negative
+and searches skip negative ids. A write that finds a quarter of the rows dead rebuilds the graph.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
 from qa.backends.base import VectorBackend
 
+KINDS = ("flat", "hnsw", "ivf")
+POLICIES = ("auto", *KINDS)
+
+# Exact search over 384-d vectors costs ~0.1 µs per vector here: 20k vectors ~2 ms of a 20 ms budget.
+AUTO_SWITCH_AT = 20_000
+
 HNSW_NEIGHBORS = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 64
+# Construction effort: 40 builds twice as fast as 80 for ~1 point of recall, won back at search.
+HNSW_EF_CONSTRUCTION = 40
+# Search effort: measured to keep recall@10 >= 0.95 on a million vectors (docs/benchmarks.md).
+HNSW_EF_SEARCH = 128
+_HNSW_DEAD_SHARE_REBUILD = 0.25
+_LIVE_IDS = (0, 2**62)  # passage ids are positive; tombstones are negative
+
+# k-means wants dozens of points per list; FAISS warns below 39.
+_IVF_POINTS_PER_LIST = 39
+_IVF_TRAIN_POINTS_PER_LIST = 64
+_IVF_TRAIN_ITERATIONS = 10
+_IVF_PROBE_SHARE = 1 / 16
 
 
 def _as_matrix(vectors: np.ndarray) -> np.ndarray:
@@ -22,19 +52,92 @@ def _as_ids(ids: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(ids, dtype=np.int64)
 
 
-class FaissBackend(VectorBackend):
-    """An `IndexIDMap2` over a flat or HNSW inner-product index.
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
 
-    HNSW graphs cannot drop nodes, so deleting from `hnsw` rebuilds the graph from the stored
-    vectors; fine for occasional deletes, which is how documents are replaced.
+
+def hnsw_ef_search() -> int:
+    return max(1, _env_int("QA_HNSW_EF_SEARCH", HNSW_EF_SEARCH))
+
+
+def ivf_lists_for(count: int) -> int:
+    """About sqrt(count) lists (a power of two), never more than the points can train."""
+    ideal = 2 ** round(math.log2(max(math.sqrt(max(count, 1)), 1)))
+    return int(max(1, min(ideal, count // _IVF_POINTS_PER_LIST)))
+
+
+def ivf_probes_for(lists: int) -> int:
+    probes = _env_int("QA_IVF_PROBES", max(1, round(lists * _IVF_PROBE_SHARE)))
+    return max(1, min(probes, lists))
+
+
+@dataclass(frozen=True)
+class VectorIndexPolicy:
+    """Which vector index a corpus of a given size gets.
+
+    `requested` is `auto` or a fixed kind. Settings: QA_VECTOR_INDEX (auto, flat, hnsw, ivf)
+    and QA_VECTOR_INDEX_SWITCH_AT (the corpus size at which `auto` leaves exact search).
     """
 
+    requested: str = "auto"
+    switch_at: int = AUTO_SWITCH_AT
+
+    def __post_init__(self) -> None:
+        if self.requested not in POLICIES:
+            known = ", ".join(POLICIES)
+            raise ValueError(f"unknown vector index {self.requested!r}; expected one of {known}")
+        if self.switch_at < 1:
+            raise ValueError(f"the vector index switch size must be positive, not {self.switch_at}")
+
+    @classmethod
+    def resolve(
+        cls, requested: str | None = None, recorded: dict[str, Any] | None = None
+    ) -> VectorIndexPolicy:
+        """An explicit argument wins, then the environment, then what the index recorded."""
+        recorded = recorded or {}
+        kind = requested or os.environ.get("QA_VECTOR_INDEX") or recorded.get("policy") or "auto"
+        switch_at = os.environ.get("QA_VECTOR_INDEX_SWITCH_AT") or recorded.get("switch_at") or AUTO_SWITCH_AT
+        try:
+            switch = int(switch_at)
+        except ValueError:
+            raise ValueError(f"the vector index switch size must be a number, not {switch_at!r}") from None
+        return cls(kind.strip().lower(), switch)
+
+    def kind_for(self, count: int, current: str | None = None) -> str:
+        if self.requested != "auto":
+            wanted = self.requested
+        else:
+            # Hysteresis: a corpus hovering around the threshold must not rebuild on every write.
+            threshold = self.switch_at // 2 if current == "hnsw" else self.switch_at
+            wanted = "hnsw" if count >= threshold else "flat"
+        if wanted == "ivf" and ivf_lists_for(count) < 2:
+            return "flat"  # too few vectors to train lists on; exact search is cheap at this size
+        return wanted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.requested, "switch_at": self.switch_at}
+
+
+class FaissBackend(VectorBackend):
+    """Flat and HNSW indexes sit in an `IndexIDMap2`; IVF keeps passage ids in its own lists
+    (an ID map over IVF breaks on delete: IVF does not renumber the rows it keeps)."""
+
     def __init__(self, dimension: int, kind: str = "flat", index: faiss.Index | None = None) -> None:
-        if kind not in ("flat", "hnsw"):
-            raise ValueError(f"unknown vector index kind {kind!r} (expected 'flat' or 'hnsw')")
+        if kind not in KINDS:
+            raise ValueError(f"unknown vector index kind {kind!r} (expected one of {', '.join(KINDS)})")
+        if kind == "ivf" and index is None:
+            raise ValueError("an IVF index needs training vectors: build it with FaissBackend.build")
         self.kind = kind
         self.dimension = dimension
         self._index = index if index is not None else self._empty()
+        self._dead = 0
+        if kind == "hnsw":
+            self._hnsw().efSearch = hnsw_ef_search()
+            self._dead = int((faiss.vector_to_array(self._index.id_map) < 0).sum())
+
+    def _hnsw(self) -> Any:
+        return faiss.downcast_index(self._index.index).hnsw
 
     def _empty(self) -> faiss.Index:
         if self.kind == "flat":
@@ -42,8 +145,29 @@ class FaissBackend(VectorBackend):
         else:
             inner = faiss.IndexHNSWFlat(self.dimension, HNSW_NEIGHBORS, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            inner.hnsw.efSearch = HNSW_EF_SEARCH
         return faiss.IndexIDMap2(inner)
+
+    @classmethod
+    def build(cls, dimension: int, kind: str, ids: np.ndarray, vectors: np.ndarray) -> FaissBackend:
+        """A new index of `kind` holding `vectors` (IVF lists are trained on them)."""
+        if kind != "ivf":
+            backend = cls(dimension, kind)
+            backend.add(ids, vectors)
+            return backend
+        vectors = _as_matrix(vectors)
+        lists = ivf_lists_for(len(vectors))
+        quantizer = faiss.IndexFlatIP(dimension)
+        index = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
+        index.cp.niter = _IVF_TRAIN_ITERATIONS
+        index.cp.max_points_per_centroid = _IVF_TRAIN_POINTS_PER_LIST
+        index.cp.seed = 1234  # the same corpus trains the same lists
+        index.train(vectors)
+        index.own_fields = True
+        quantizer.this.disown()  # the IVF index frees its quantizer
+        index.nprobe = ivf_probes_for(lists)
+        backend = cls(dimension, "ivf", index)
+        backend.add(ids, vectors)
+        return backend
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
@@ -53,14 +177,17 @@ class FaissBackend(VectorBackend):
         ids = _as_ids(ids)
         if not len(ids) or not len(self):
             return
-        if self.kind == "flat":
+        if self.kind != "hnsw":
             self._index.remove_ids(faiss.IDSelectorBatch(ids))
             return
-        kept_ids = faiss.vector_to_array(self._index.id_map)
-        keep = ~np.isin(kept_ids, ids)
-        vectors = self._index.index.reconstruct_n(0, self._index.ntotal)[keep]
-        self._index = self._empty()
-        self.add(kept_ids[keep], vectors)
+        id_map = faiss.vector_to_array(self._index.id_map)
+        rows = np.flatnonzero(np.isin(id_map, ids) & (id_map >= 0))
+        if not len(rows):
+            return
+        id_map[rows] = -2 - rows  # unique negative ids: the ID map's reverse lookup stays valid
+        faiss.copy_array_to_vector(id_map, self._index.id_map)
+        self._index.construct_rev_map()
+        self._dead += len(rows)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = _as_matrix(np.atleast_2d(queries))
@@ -69,8 +196,63 @@ class FaissBackend(VectorBackend):
                 np.zeros((len(queries), 0), dtype=np.float32),
                 np.zeros((len(queries), 0), dtype=np.int64),
             )
-        scores, ids = self._index.search(queries, min(k, len(self)))
-        return scores, ids
+        k = min(k, len(self))
+        if not self._dead:
+            return self._index.search(queries, k)
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(self._hnsw().efSearch, k)
+        params.sel = faiss.IDSelectorRange(*_LIVE_IDS)
+        return self._index.search(queries, k, params=params)
+
+    def contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """All live (ids, vectors), for rebuilding the index as another kind."""
+        if self.kind != "ivf":
+            ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            vectors = self._index.index.reconstruct_n(0, self._index.ntotal)
+            live = ids >= 0
+            return ids[live], vectors[live]
+        invlists = self._index.invlists
+        id_parts, vector_parts = [], []
+        for number in range(invlists.nlist):
+            size = invlists.list_size(number)
+            if not size:
+                continue
+            id_parts.append(faiss.rev_swig_ptr(invlists.get_ids(number), size).copy())
+            codes = faiss.rev_swig_ptr(invlists.get_codes(number), size * invlists.code_size)
+            vector_parts.append(np.frombuffer(codes.copy(), dtype=np.float32).reshape(size, self.dimension))
+        if not id_parts:
+            return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
+        return np.concatenate(id_parts).astype(np.int64), np.concatenate(vector_parts)
+
+    def adapted(self, policy: VectorIndexPolicy) -> FaissBackend:
+        """This index, or a rebuilt one, as `policy` wants it for the current corpus size."""
+        wanted = policy.kind_for(len(self), self.kind)
+        stale = (self.kind == "ivf" and ivf_lists_for(len(self)) >= 4 * self.lists) or (
+            self._dead > _HNSW_DEAD_SHARE_REBUILD * self._index.ntotal
+        )
+        if wanted == self.kind and not stale:
+            return self
+        ids, vectors = self.contents()
+        return FaissBackend.build(self.dimension, wanted, ids, vectors)
+
+    @property
+    def lists(self) -> int:
+        return int(self._index.nlist) if self.kind == "ivf" else 0
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about this index."""
+        described: dict[str, Any] = {"kind": self.kind}
+        if self.kind == "ivf":
+            described.update(lists=self.lists, probes=int(self._index.nprobe))
+        elif self.kind == "hnsw":
+            hnsw = self._hnsw()
+            described.update(
+                neighbors=HNSW_NEIGHBORS,
+                ef_construction=int(hnsw.efConstruction),
+                ef_search=int(hnsw.efSearch),
+                deleted=self._dead,
+            )
+        return described
 
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))
@@ -80,14 +262,23 @@ class FaissBackend(VectorBackend):
         index = faiss.read_index(str(path))
         if index.d != dimension:
             raise ValueError(f"{path} holds {index.d}-dimensional vectors, expected {dimension}")
+        if isinstance(index, faiss.IndexIVF):
+            index.nprobe = ivf_probes_for(index.nlist)
+            return cls(dimension, "ivf", index)
         inner = faiss.downcast_index(index.index)
-        kind = "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
-        if kind == "hnsw":
-            inner.hnsw.efSearch = HNSW_EF_SEARCH
-        return cls(dimension, kind, index)
+        return cls(dimension, "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat", index)
 
     def copy(self) -> FaissBackend:
         return FaissBackend(self.dimension, self.kind, faiss.clone_index(self._index))
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._index.ntotal) - self._dead
+
+
+def adapt_to_policy(vectors: VectorBackend, policy: VectorIndexPolicy) -> VectorBackend:
+    """`vectors` rebuilt as the policy wants it; other backends choose their own structure."""
+    return vectors.adapted(policy) if isinstance(vectors, FaissBackend) else vectors
+
+
+def describe(vectors: VectorBackend) -> dict[str, Any]:
+    return vectors.describe() if isinstance(vectors, FaissBackend) else {"kind": vectors.kind}

@@ -1,0 +1,131 @@
+"""Micro-batching of question encodings: concurrent callers share one forward pass of the model.
+
+The server answers each request in its own worker thread. Run side by side, their forward
+passes fight over the two cores (and torch's thread pools spin against each other); run one
+after another, each waits for the others. `BatchingEncoder` does neither: whoever finds the
+model idle encodes at once, with no waiting window, so a lone client pays nothing; questions
+that arrive while the model is busy queue up and go through together in the next pass, where
+a batch of eight costs little more than one question.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from embeddings.encoder import TextEncoder
+
+DEFAULT_MAX_BATCH = 32
+
+
+@dataclass(eq=False)
+class _Pending:
+    texts: list[str]
+    vectors: np.ndarray | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class BatchingEncoder:
+    """A `TextEncoder` whose `encode_queries` coalesces concurrent calls into one batch.
+
+    Documents go straight through: ingest already encodes them in large batches.
+    """
+
+    def __init__(self, encoder: TextEncoder, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
+        self.encoder = encoder
+        self.max_batch = max_batch
+        self.name = encoder.name
+        self.dimension = encoder.dimension
+        self.fingerprint = encoder.fingerprint
+        self._condition = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._busy = False
+        self.batches = 0  # forward passes run, for the benchmark and tests
+        self.batched_texts = 0
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for the model (for tests and monitoring)."""
+        with self._condition:
+            return len(self._queue)
+
+    def __getattr__(self, name: str):
+        # Everything else (count_tokens, info, max_tokens, directory, prompts...) is the encoder's.
+        return getattr(self.encoder, name)
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
+        return self.encoder.encode_documents(texts, show_progress=show_progress)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        pending = _Pending(list(texts))
+        with self._condition:
+            self._queue.append(pending)
+        while True:
+            with self._condition:
+                while not pending.done and self._busy:
+                    self._condition.wait()
+                if pending.done:
+                    break
+                # The model is idle and our texts are not encoded yet: lead the next batch.
+                self._busy = True
+                batch = self._take_batch()
+            self._run(batch)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.vectors is not None
+        return pending.vectors
+
+    def _take_batch(self) -> list[_Pending]:
+        """The oldest requests, up to `max_batch` texts (always at least one request)."""
+        batch: list[_Pending] = []
+        size = 0
+        while self._queue and (not batch or size + len(self._queue[0].texts) <= self.max_batch):
+            request = self._queue.pop(0)
+            batch.append(request)
+            size += len(request.texts)
+        return batch
+
+    def _run(self, batch: list[_Pending]) -> None:
+        try:
+            texts = [text for request in batch for text in request.texts]
+            try:
+                vectors = self.encoder.encode_queries(texts)
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                # One caller's texts must not fail the others: each goes on its own.
+                for request in batch:
+                    self._run_alone(request)
+                return
+            start = 0
+            for request in batch:
+                request.vectors = vectors[start : start + len(request.texts)]
+                start += len(request.texts)
+        except BaseException as exc:  # every waiting caller gets the error, not a hang
+            for request in batch:
+                request.error = exc
+        finally:
+            with self._condition:
+                for request in batch:
+                    request.done = True
+                self.batches += 1
+                self.batched_texts += sum(len(request.texts) for request in batch)
+                self._busy = False
+                self._condition.notify_all()
+
+    def _run_alone(self, request: _Pending) -> None:
+        try:
+            request.vectors = self.encoder.encode_queries(request.texts)
+        except Exception as exc:
+            request.error = exc

@@ -1,0 +1,272 @@
+"""One benchmark run: every figure of `qa bench`, ours and txtai's side by side, as a flat dict.
+
+Order matters on a two-core machine: in-process figures are taken while no server runs, each
+server is measured alone and stopped before the next starts, and the vector-search figures come
+last (they allocate gigabytes).
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.bench import ann, txtai_side
+from qa.bench.corpus import Corpus, eval_corpus, seed_corpus
+from qa.bench.indexes import BuiltIndex, cache_root, measure_ingest, our_index, txtai_index
+from qa.bench.inproc import measure_corpus
+from qa.bench.machine import load_average, machine_figures
+from qa.bench.serving import (
+    CONCURRENCY,
+    cold_starts,
+    measure_server,
+    measure_throughput,
+    median_cold_start,
+    ours_served,
+    txtai_served,
+)
+from qa.bench.stats import ratio
+
+Figures = dict[str, Any]
+# Keys every report has (None when a part did not run), in the order people read them.
+HEADLINE = (
+    "http_p50_ms",
+    "http_p99_ms",
+    "inproc_p50_ms",
+    "qps_8_clients",
+    "ingest_passages_per_s",
+    "cold_start_s",
+    "rss_mb",
+    "ann_1m_p50_ms",
+    "ann_1m_recall_at_10",
+    "txtai_http_p50_ms",
+    "txtai_inproc_p50_ms",
+    "ratio_p50_vs_txtai",
+    "ratio_basis",
+)
+
+
+@dataclass
+class BenchOptions:
+    quick: bool = False  # fewer repetitions, no million-vector part
+    fresh: bool = False  # rebuild cached indexes
+    data_dir: Path | None = None
+    txtai: bool = True
+    http: bool = True
+    ann: bool = True
+    log: Callable[[str], None] = field(default=lambda message: None)
+
+    def scaled(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+
+@dataclass
+class BenchResult:
+    figures: Figures
+    profile_text: str = ""
+    notes: list[str] = field(default_factory=list)
+    ann_results: list[ann.AnnResult] = field(default_factory=list)
+
+
+def run_benchmark(options: BenchOptions) -> BenchResult:
+    from embeddings.encoder import Encoder
+
+    started = time.perf_counter()
+    result = BenchResult({**machine_figures(), "load_average_start": load_average()})
+    figures = result.figures
+    figures["mode"] = "quick" if options.quick else "full"
+    missing = txtai_side.txtai_missing() if options.txtai else "skipped (--no-txtai)"
+    figures["txtai_missing"] = missing
+    if missing:
+        result.notes.append(f"txtai figures missing: {missing}")
+
+    options.log("loading the model")
+    encoder = Encoder()
+    seeds, evaldata = seed_corpus(), eval_corpus(options.data_dir)
+    ours, theirs = _build_indexes(options, figures, encoder, (seeds, evaldata), with_txtai=not missing)
+
+    options.log("ingest throughput on a fresh index")
+    ingest = measure_ingest(evaldata, encoder, options.scaled(200, 60))
+    figures.update(
+        ingest_documents=ingest.documents,
+        ingest_passages=ingest.passages,
+        ingest_seconds=round(ingest.seconds, 2),
+        ingest_passages_per_s=round(ingest.passages_per_s, 2),
+        ingest_tokens_per_s=round(ingest.tokens_per_s, 1),
+    )
+
+    for corpus, prefix in ((seeds, "seeds"), (evaldata, "eval")):
+        is_seeds = corpus is seeds
+        questions = (
+            [q.text for q in corpus.questions]
+            if is_seeds
+            else [q.text for q in corpus.sample_questions(options.scaled(300, 100))]
+        )
+        options.log(f"in-process latency and recall@1 on {corpus.name}")
+        measured, profile_text = measure_corpus(
+            corpus,
+            encoder,
+            ours[corpus.name],
+            theirs.get(corpus.name),
+            prefix=prefix,
+            latency_questions=questions,
+            repeats=options.scaled(5, 2) if is_seeds else 1,
+            recall_questions=list(corpus.questions)
+            if is_seeds
+            else corpus.sample_questions(options.scaled(1000, 300)),
+            max_seconds=options.scaled(120, 40),
+            profile=is_seeds,
+        )
+        figures.update(measured)
+        result.profile_text = result.profile_text or profile_text
+    # The headline in-process figures are the seeds'.
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        figures[f"inproc_{key}"] = figures.get(f"seeds_inproc_{key}")
+        figures[f"txtai_inproc_{key}"] = figures.get(f"txtai_seeds_inproc_{key}")
+
+    model_fingerprint = encoder.fingerprint
+    del encoder
+    gc.collect()
+    if options.http:
+        _over_http(options, result, (seeds, evaldata), ours, theirs)
+    if options.ann:
+        counts = (100_000,) if options.quick else (100_000, 1_000_000)
+        measured, result.ann_results = ann.vector_search_figures(
+            _passage_vectors(ours[evaldata.name]),
+            counts=counts,
+            cache_dir=cache_root() / "ann",
+            fresh=options.fresh,
+            model_fingerprint=model_fingerprint,
+            log=options.log,
+        )
+        figures.update(measured)
+    _ratios(figures)
+    for key in HEADLINE:
+        figures.setdefault(key, None)
+    figures["load_average_end"] = load_average()
+    figures["bench_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _build_indexes(
+    options: BenchOptions, figures: Figures, encoder: Any, corpora: tuple[Corpus, ...], *, with_txtai: bool
+) -> tuple[dict[str, BuiltIndex], dict[str, BuiltIndex]]:
+    options.log("indexing the seeds and the evaluation paragraphs (cached after the first run)")
+    ours = {corpus.name: our_index(corpus, encoder, fresh=options.fresh) for corpus in corpora}
+    theirs: dict[str, BuiltIndex] = {}
+    if with_txtai:
+        options.log("indexing the same corpora with txtai (cached after the first run)")
+        for corpus in corpora:
+            theirs[corpus.name] = txtai_index(
+                corpus, Path(encoder.directory).resolve(), encoder.fingerprint, fresh=options.fresh
+            )
+    for corpus, prefix in zip(corpora, ("seeds", "eval"), strict=True):
+        figures[f"{prefix}_documents"] = len(corpus.documents)
+        figures[f"{prefix}_passages"] = ours[corpus.name].passages
+        figures[f"{prefix}_questions"] = len(corpus.questions)
+        if corpus.name in theirs:
+            figures[f"txtai_{prefix}_rows"] = theirs[corpus.name].passages
+    evaldata = corpora[-1].name
+    figures["eval_build_passages_per_s"] = _per_second(ours[evaldata])
+    figures["eval_build_cached"] = ours[evaldata].cached
+    if evaldata in theirs:
+        figures["txtai_eval_build_rows_per_s"] = _per_second(theirs[evaldata])
+    return ours, theirs
+
+
+def _per_second(built: BuiltIndex) -> float:
+    return round(built.passages / built.build_seconds, 2) if built.build_seconds else 0.0
+
+
+def _over_http(
+    options: BenchOptions,
+    result: BenchResult,
+    corpora: tuple[Corpus, Corpus],
+    ours: dict[str, BuiltIndex],
+    theirs: dict[str, BuiltIndex],
+) -> None:
+    figures = result.figures
+    api_missing = txtai_side.txtai_api_missing() if theirs else figures["txtai_missing"]
+    figures["txtai_api_missing"] = api_missing
+    if api_missing and theirs:
+        result.notes.append(api_missing)
+    seeds = corpora[0]
+    with tempfile.TemporaryDirectory(prefix="qa-bench-") as scratch:
+        for corpus, prefix in zip(corpora, ("", "eval_"), strict=True):
+            systems = [("", ours_served(ours[corpus.name].path))]
+            if corpus.name in theirs and not api_missing:
+                served = txtai_served(theirs[corpus.name].path / "index", Path(scratch))
+                systems.append(("txtai_", served))
+            questions = [q.text for q in corpus.sample_questions(300)]
+            for system, served in systems:
+                options.log(f"HTTP: {'txtai API' if system else 'qa serve'} on {corpus.name}")
+                figures.update(
+                    measure_server(
+                        served,
+                        questions,
+                        prefix=f"{system}{prefix}",
+                        concurrency=CONCURRENCY if corpus is seeds else (8,),
+                        single_requests=options.scaled(300, 80),
+                        load_requests=options.scaled(600, 200),
+                        max_seconds=options.scaled(20, 8),
+                    )
+                )
+                if corpus is seeds and not system:
+                    # Before/after of micro-batching: the same server with it turned off.
+                    options.log("HTTP: qa serve on seeds with micro-batching off")
+                    figures.update(
+                        measure_throughput(
+                            ours_served(ours[corpus.name].path, env={"QA_QUERY_BATCH": "1"}),
+                            questions,
+                            prefix="batching_off_",
+                            clients=8,
+                            requests=options.scaled(600, 200),
+                            max_seconds=options.scaled(20, 8),
+                        )
+                    )
+                if corpus is seeds and not options.quick:
+                    # Cold start varies with the page cache and the load: the median of three.
+                    options.log("cold start: two more starts")
+                    key = f"{system}cold_start_s"
+                    more = cold_starts(served, seeds.questions[0].text, runs=2)
+                    figures[key] = median_cold_start(figures[key], more)
+
+
+def _passage_vectors(built: BuiltIndex) -> np.ndarray:
+    """The real passage embeddings of a built index (the synthetic vectors are modelled on them)."""
+    import json
+
+    from qa.backends.faiss_backend import FaissBackend
+
+    manifest = json.loads((built.path / "manifest.json").read_text(encoding="utf-8"))
+    backend = FaissBackend.load(built.path / manifest["files"]["vectors"], manifest["model"]["dimension"])
+    return backend.contents()[1]
+
+
+def _ratios(figures: Figures) -> None:
+    """Ours divided by txtai's: below 1 is better for latency and memory, above 1 for throughput."""
+
+    def of(ours: str, theirs: str) -> float | None:
+        return ratio(figures.get(ours), figures.get(theirs))
+
+    http_ratio = of("http_p50_ms", "txtai_http_p50_ms")
+    inproc_ratio = of("inproc_p50_ms", "txtai_inproc_p50_ms")
+    figures["ratio_p50_vs_txtai"] = http_ratio if http_ratio is not None else inproc_ratio
+    figures["ratio_basis"] = "http" if http_ratio is not None else "in-process"
+    figures["ratio_http_p99_vs_txtai"] = of("http_p99_ms", "txtai_http_p99_ms")
+    figures["ratio_inproc_p50_vs_txtai"] = inproc_ratio
+    figures["ratio_eval_http_p50_vs_txtai"] = of("eval_http_p50_ms", "txtai_eval_http_p50_ms")
+    figures["ratio_eval_inproc_p50_vs_txtai"] = of("eval_inproc_p50_ms", "txtai_eval_inproc_p50_ms")
+    figures["ratio_qps_8_vs_txtai"] = of("qps_8_clients", "txtai_qps_8_clients")
+    figures["ratio_rss_vs_txtai"] = of("rss_mb", "txtai_rss_mb")
+    figures["batching_qps_8_gain"] = of("qps_8_clients", "batching_off_qps_8_clients")
+    if figures.get("txtai_eval_recall_at_1") is not None:
+        figures["eval_recall_at_1_minus_txtai"] = round(
+            figures["eval_recall_at_1"] - figures["txtai_eval_recall_at_1"], 4
+        )

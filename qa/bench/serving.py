@@ -1,0 +1,110 @@
+"""HTTP figures: cold start, one client's latency, throughput under 1, 4 and 8 clients, memory."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qa.bench.load import RequestFor, ask_ours, ask_txtai, run_load
+from qa.bench.machine import load_average
+from qa.bench.server import ServerProcess, free_port, qa_serve_command, txtai_config, txtai_serve_command
+
+CONCURRENCY = (1, 4, 8)
+
+
+class Served:
+    """How to start one system's server over one index, and how to ask it."""
+
+    def __init__(
+        self,
+        command_for: Callable[[int], list[str]],
+        ask: RequestFor,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.command_for, self.ask, self.env = command_for, ask, env
+
+    def start(self) -> ServerProcess:
+        port = free_port()
+        return ServerProcess(self.command_for(port), port, env=self.env)
+
+
+def ours_served(index_dir: Path, env: dict[str, str] | None = None) -> Served:
+    return Served(lambda port: qa_serve_command(index_dir, port), ask_ours, env)
+
+
+def txtai_served(index_path: Path, scratch: Path) -> Served:
+    config = txtai_config(index_path, scratch)
+    return Served(txtai_serve_command, ask_txtai, {"CONFIG": str(config)})
+
+
+def measure_server(
+    served: Served,
+    questions: list[str],
+    *,
+    prefix: str,
+    concurrency: tuple[int, ...],
+    single_requests: int,
+    load_requests: int,
+    max_seconds: float,
+) -> dict[str, Any]:
+    """`{prefix}cold_start_s`, `{prefix}http_*`, `{prefix}qps_N_clients`, `{prefix}rss_mb` (peak)."""
+    figures: dict[str, Any] = {f"{prefix}http_load_average": load_average()}
+    with served.start() as server:
+        figures[f"{prefix}cold_start_s"] = round(server.wait_for_answer(served.ask, questions[0]), 2)
+        single = run_load(
+            server.url,
+            served.ask,
+            questions,
+            clients=1,
+            max_requests=single_requests,
+            max_seconds=max_seconds * 2,
+        )
+        figures.update(single.latency.figures(f"{prefix}http"))
+        figures[f"{prefix}http_errors"] = single.errors
+        for clients in concurrency:
+            load = run_load(
+                server.url,
+                served.ask,
+                questions,
+                clients=clients,
+                max_requests=load_requests,
+                max_seconds=max_seconds,
+            )
+            figures[f"{prefix}qps_{clients}_clients"] = round(load.requests_per_s, 1)
+            figures[f"{prefix}errors_{clients}_clients"] = load.errors
+            figures[f"{prefix}p50_ms_{clients}_clients"] = round(load.latency.p50, 2)
+            figures[f"{prefix}p99_ms_{clients}_clients"] = round(load.latency.p99, 2)
+        _, peak = server.memory_mb()
+        figures[f"{prefix}rss_mb"] = round(peak, 1) if peak else None
+    return figures
+
+
+def measure_throughput(
+    served: Served, questions: list[str], *, prefix: str, clients: int, requests: int, max_seconds: float
+) -> dict[str, Any]:
+    """`{prefix}qps_N_clients` and the latency under that load, for a variant of a server."""
+    with served.start() as server:
+        server.wait_for_answer(served.ask, questions[0])
+        load = run_load(
+            server.url, served.ask, questions, clients=clients, max_requests=requests, max_seconds=max_seconds
+        )
+    return {
+        f"{prefix}qps_{clients}_clients": round(load.requests_per_s, 1),
+        f"{prefix}p50_ms_{clients}_clients": round(load.latency.p50, 2),
+        f"{prefix}errors_{clients}_clients": load.errors,
+    }
+
+
+def cold_starts(served: Served, question: str, runs: int) -> list[float]:
+    """Seconds from spawn to first answer, for `runs` fresh starts."""
+    starts = []
+    for _ in range(runs):
+        with served.start() as server:
+            starts.append(server.wait_for_answer(served.ask, question))
+    return starts
+
+
+def median_cold_start(first: float, more: list[float]) -> float:
+    return round(statistics.median([first, *more]), 2)

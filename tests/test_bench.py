@@ -1,0 +1,263 @@
+"""New code paths of the performance work: micro-batching, approximate indexes, the automatic switch.
+
+No timing assertions: speed is measured by `qa bench`, not by tests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from qa.backends.faiss_backend import FaissBackend, VectorIndexPolicy
+from qa.batching import BatchingEncoder
+from qa.documents import Document
+from qa.errors import IndexStateError
+from qa.index import MANIFEST, Index
+from qa.ingest import ingest_documents, remove_document
+from qa.search import SearchService
+from qa.service import model_identity, open_service
+from tests.fakes import FakeEncoder
+
+# -- micro-batching ------------------------------------------------------------------------------
+
+
+class GatedEncoder(FakeEncoder):
+    """Blocks its first query batch until released, and records every batch it encodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.batches: list[list[str]] = []
+
+    def encode_queries(self, texts):
+        self.batches.append(list(texts))
+        if len(self.batches) == 1:
+            self.entered.set()
+            assert self.release.wait(10)
+        if "boom" in texts:
+            raise RuntimeError("cannot encode boom")
+        return super().encode_queries(texts)
+
+
+def _wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def _ask_concurrently(batcher: BatchingEncoder, inner: GatedEncoder, texts: list[str]) -> dict[str, object]:
+    """The first text occupies the model; the others queue behind it, then the gate opens."""
+    results: dict[str, object] = {}
+
+    def call(text: str) -> None:
+        try:
+            results[text] = batcher.encode_queries([text])
+        except Exception as exc:
+            results[text] = exc
+
+    first = threading.Thread(target=call, args=(texts[0],))
+    first.start()
+    assert inner.entered.wait(10)
+    others = [threading.Thread(target=call, args=(text,)) for text in texts[1:]]
+    for thread in others:
+        thread.start()
+    _wait_until(lambda: batcher.queued == len(others))
+    inner.release.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    return results
+
+
+def test_concurrent_questions_share_one_batch_and_get_their_own_vectors():
+    inner = GatedEncoder()
+    batcher = BatchingEncoder(inner, max_batch=32)
+    texts = [f"question number {n} about Idlib" for n in range(8)]
+    results = _ask_concurrently(batcher, inner, texts)
+    assert [len(batch) for batch in inner.batches] == [1, 7]
+    for text in texts:
+        np.testing.assert_allclose(results[text], FakeEncoder().encode_queries([text]))
+
+
+def test_a_batch_never_exceeds_its_limit():
+    inner = GatedEncoder()
+    batcher = BatchingEncoder(inner, max_batch=3)
+    texts = [f"q{n}" for n in range(8)]
+    results = _ask_concurrently(batcher, inner, texts)
+    assert all(len(batch) <= 3 for batch in inner.batches)
+    assert sorted(text for batch in inner.batches for text in batch) == sorted(texts)
+    assert all(isinstance(results[text], np.ndarray) for text in texts)
+
+
+def test_one_failing_question_does_not_fail_the_others_in_its_batch():
+    inner = GatedEncoder()
+    batcher = BatchingEncoder(inner)
+    results = _ask_concurrently(batcher, inner, ["first", "boom", "fine"])
+    assert isinstance(results["boom"], RuntimeError)
+    assert isinstance(results["first"], np.ndarray) and isinstance(results["fine"], np.ndarray)
+    assert batcher.queued == 0
+
+
+def test_a_lone_caller_and_the_rest_of_the_encoder_pass_straight_through():
+    inner = FakeEncoder()
+    batcher = BatchingEncoder(inner)
+    np.testing.assert_allclose(batcher.encode_queries(["a", "b"]), inner.encode_queries(["a", "b"]))
+    assert batcher.encode_queries([]).shape == (0, inner.dimension)
+    assert batcher.count_tokens("two words") == 2
+    assert (batcher.name, batcher.dimension, batcher.fingerprint) == ("fake", 64, "fake-v1")
+    np.testing.assert_allclose(batcher.encode_documents(["x y"]), inner.encode_documents(["x y"]))
+
+
+def test_the_service_batches_questions_unless_turned_off(tmp_path, monkeypatch):
+    assert isinstance(open_service(tmp_path / "a", encoder=FakeEncoder()).encoder, BatchingEncoder)
+    monkeypatch.setenv("QA_QUERY_BATCH", "1")
+    assert isinstance(open_service(tmp_path / "b", encoder=FakeEncoder()).encoder, FakeEncoder)
+
+
+# -- approximate indexes -------------------------------------------------------------------------
+
+
+def _unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, dimension)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_an_approximate_index_finds_vectors_and_forgets_deleted_ones(kind, tmp_path):
+    vectors = _unit_vectors(2000)
+    ids = np.arange(1000, 3000)
+    backend = FaissBackend.build(32, kind, ids, vectors)
+    _, found = backend.search(vectors[:50], 1)
+    assert (found[:, 0] == ids[:50]).mean() >= 0.9
+
+    backend.delete(ids[:10])
+    assert len(backend) == 1990
+    _, found = backend.search(vectors[:10], 20)
+    assert not set(found.ravel().tolist()) & set(ids[:10].tolist())
+
+    backend.save(tmp_path / "v.faiss")
+    loaded = FaissBackend.load(tmp_path / "v.faiss", 32)
+    assert (loaded.kind, len(loaded)) == (kind, 1990)
+    _, found = loaded.search(vectors[:10], 20)
+    assert not set(found.ravel().tolist()) & set(ids[:10].tolist())
+    live_ids, live_vectors = loaded.contents()
+    assert sorted(live_ids.tolist()) == ids[10:].tolist()
+    np.testing.assert_allclose(live_vectors[np.argsort(live_ids)], vectors[10:])
+
+
+def test_a_copy_of_an_hnsw_index_is_independent():
+    vectors = _unit_vectors(500)
+    original = FaissBackend.build(32, "hnsw", np.arange(500), vectors)
+    copy = original.copy()
+    copy.delete(np.array([1, 2, 3]))
+    assert (len(original), len(copy)) == (500, 497)
+    assert original.describe()["deleted"] == 0
+
+
+def test_an_hnsw_index_with_many_deleted_rows_is_rebuilt_compact():
+    vectors = _unit_vectors(400)
+    backend = FaissBackend.build(32, "hnsw", np.arange(400), vectors)
+    backend.delete(np.arange(50))
+    assert backend.adapted(VectorIndexPolicy("hnsw")) is backend  # few tombstones: kept
+    backend.delete(np.arange(50, 150))
+    rebuilt = backend.adapted(VectorIndexPolicy("hnsw"))
+    assert rebuilt is not backend and rebuilt.describe()["deleted"] == 0
+    assert sorted(rebuilt.contents()[0].tolist()) == list(range(150, 400))
+
+
+# -- the automatic switch ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "current", "expected"),
+    [
+        (0, None, "flat"),
+        (99, "flat", "flat"),
+        (100, "flat", "hnsw"),
+        (60, "hnsw", "hnsw"),
+        (49, "hnsw", "flat"),
+    ],
+)
+def test_auto_policy_switches_at_the_threshold_with_hysteresis(count, current, expected):
+    assert VectorIndexPolicy("auto", switch_at=100).kind_for(count, current) == expected
+
+
+def test_a_fixed_policy_ignores_size_but_ivf_needs_vectors_to_train():
+    assert VectorIndexPolicy("hnsw").kind_for(3) == "hnsw"
+    assert VectorIndexPolicy("flat").kind_for(10**7) == "flat"
+    assert VectorIndexPolicy("ivf").kind_for(10) == "flat"
+    assert VectorIndexPolicy("ivf").kind_for(10_000) == "ivf"
+
+
+def test_policy_settings_resolve_argument_then_environment_then_manifest(monkeypatch):
+    recorded = {"policy": "hnsw", "switch_at": 500}
+    assert VectorIndexPolicy.resolve(None, recorded) == VectorIndexPolicy("hnsw", 500)
+    monkeypatch.setenv("QA_VECTOR_INDEX", "flat")
+    monkeypatch.setenv("QA_VECTOR_INDEX_SWITCH_AT", "7")
+    assert VectorIndexPolicy.resolve(None, recorded) == VectorIndexPolicy("flat", 7)
+    assert VectorIndexPolicy.resolve("ivf", recorded).requested == "ivf"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("QA_VECTOR_INDEX", "annoy"), ("QA_VECTOR_INDEX_SWITCH_AT", "x")]
+)
+def test_a_bad_vector_index_setting_is_a_clear_error(tmp_path, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(IndexStateError, match="QA_VECTOR_INDEX"):
+        Index.open(tmp_path / "index", model_identity(FakeEncoder()))
+
+
+TOPICS = ["Idlib ceasefire", "Geneva constitution", "Brussels conference", "Moscow visit", "Ankara talks"]
+
+
+def _documents(count: int) -> list[Document]:
+    return [
+        Document(
+            f"doc{n:02d}", f"title {n}", f"Report {n} on the {TOPICS[n % 5]} and item{n}.", f"doc{n}.txt"
+        )
+        for n in range(count)
+    ]
+
+
+def _manifest(index: Index) -> dict:
+    return json.loads((index.directory / MANIFEST).read_text())["vector_index"]
+
+
+def test_the_index_switches_to_hnsw_as_it_grows_and_back_as_it_shrinks(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_VECTOR_INDEX_SWITCH_AT", "10")
+    encoder = FakeEncoder()
+    index = Index.open(tmp_path / "index", model_identity(encoder))
+    assert _manifest(index) == {"kind": "flat", "policy": "auto", "switch_at": 10}
+
+    documents = _documents(12)
+    ingest_documents(index, encoder, documents[:6])
+    assert _manifest(index)["kind"] == "flat"
+    ingest_documents(index, encoder, documents[6:])
+    assert _manifest(index)["kind"] == "hnsw" and len(index.snapshot().vectors) == 12
+
+    service = SearchService(index, encoder)
+    hits = service.ask("item7 Report 7", k=3, mode="dense").passages
+    assert hits[0].document.id == "doc07"
+
+    monkeypatch.delenv("QA_VECTOR_INDEX_SWITCH_AT")
+    reopened = Index.open(tmp_path / "index", model_identity(encoder))  # the manifest keeps the setting
+    assert (
+        reopened.vector_policy == VectorIndexPolicy("auto", 10) and reopened.snapshot().vectors.kind == "hnsw"
+    )
+    for document in documents[:8]:
+        remove_document(reopened, document.id)
+    assert _manifest(reopened)["kind"] == "flat" and len(reopened.snapshot().vectors) == 4
+
+
+def test_a_fixed_kind_overrides_the_automatic_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_VECTOR_INDEX_SWITCH_AT", "3")
+    monkeypatch.setenv("QA_VECTOR_INDEX", "flat")
+    encoder = FakeEncoder()
+    index = Index.open(tmp_path / "index", model_identity(encoder))
+    ingest_documents(index, encoder, _documents(8))
+    assert _manifest(index)["kind"] == "flat" and _manifest(index)["policy"] == "flat"
