@@ -21,6 +21,23 @@ def query_batch_size() -> int:
     return max(1, int(value)) if value.isdigit() else DEFAULT_MAX_BATCH
 
 
+def model_threads() -> int | None:
+    """QA_TORCH_THREADS: threads one forward pass of the model may use (unset: torch's default,
+    one per core). On a machine shared with other work, 1 avoids torch's threads spinning while
+    they wait for each other, which multiplied latency tenfold in docs/benchmarks.md."""
+    value = os.environ.get("QA_TORCH_THREADS", "").strip()
+    return max(1, int(value)) if value.isdigit() else None
+
+
+def _limit_model_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def open_service(
     index_dir: Path | str | None = None,
     *,
@@ -33,6 +50,7 @@ def open_service(
     Questions asked at the same time from several threads (the server's workers) share one
     forward pass of the model (see `qa.batching`).
     """
+    _limit_model_threads(model_threads())
     encoder = encoder or Encoder()
     index = Index.open(Path(index_dir or default_index_dir()), model_identity(encoder), create=create)
     batch = query_batch_size()

@@ -26,7 +26,7 @@ from qa.bench.serving import (
     CONCURRENCY,
     cold_starts,
     measure_server,
-    measure_throughput,
+    measure_variant,
     median_cold_start,
     ours_served,
     txtai_served,
@@ -218,24 +218,36 @@ def _over_http(
                     )
                 )
                 if corpus is seeds and not system:
-                    # Before/after of micro-batching: the same server with it turned off.
-                    options.log("HTTP: qa serve on seeds with micro-batching off")
-                    figures.update(
-                        measure_throughput(
-                            ours_served(ours[corpus.name].path, env={"QA_QUERY_BATCH": "1"}),
-                            questions,
-                            prefix="batching_off_",
-                            clients=8,
-                            requests=options.scaled(600, 200),
-                            max_seconds=options.scaled(20, 8),
-                        )
-                    )
+                    _variants(options, figures, ours[corpus.name].path, questions)
                 if corpus is seeds and not options.quick:
                     # Cold start varies with the page cache and the load: the median of three.
                     options.log("cold start: two more starts")
                     key = f"{system}cold_start_s"
                     more = cold_starts(served, seeds.questions[0].text, runs=2)
                     figures[key] = median_cold_start(figures[key], more)
+
+
+# Settings compared against the default server in every run (before/after of optimizations).
+VARIANTS: dict[str, dict[str, str]] = {
+    "batching_off_": {"QA_QUERY_BATCH": "1"},
+    "threads_1_": {"QA_TORCH_THREADS": "1"},
+    "threads_2_": {"QA_TORCH_THREADS": "2"},
+}
+
+
+def _variants(options: BenchOptions, figures: Figures, index_dir: Path, questions: list[str]) -> None:
+    for prefix, env in VARIANTS.items():
+        options.log(f"HTTP: qa serve on seeds with {' '.join(f'{k}={v}' for k, v in env.items())}")
+        figures.update(
+            measure_variant(
+                ours_served(index_dir, env=env),
+                questions,
+                prefix=prefix,
+                single_requests=options.scaled(200, 60),
+                load_requests=options.scaled(600, 200),
+                max_seconds=options.scaled(20, 8),
+            )
+        )
 
 
 def _passage_vectors(built: BuiltIndex) -> np.ndarray:

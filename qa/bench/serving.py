@@ -81,20 +81,28 @@ def measure_server(
     return figures
 
 
-def measure_throughput(
-    served: Served, questions: list[str], *, prefix: str, clients: int, requests: int, max_seconds: float
+def measure_variant(
+    served: Served,
+    questions: list[str],
+    *,
+    prefix: str,
+    single_requests: int,
+    load_requests: int,
+    max_seconds: float,
 ) -> dict[str, Any]:
-    """`{prefix}qps_N_clients` and the latency under that load, for a variant of a server."""
+    """One client's latency and 8 clients' throughput for a variant of a server (a setting
+    changed), for before/after comparisons in the same run."""
+    figures: dict[str, Any] = {}
     with served.start() as server:
         server.wait_for_answer(served.ask, questions[0])
-        load = run_load(
-            server.url, served.ask, questions, clients=clients, max_requests=requests, max_seconds=max_seconds
-        )
-    return {
-        f"{prefix}qps_{clients}_clients": round(load.requests_per_s, 1),
-        f"{prefix}p50_ms_{clients}_clients": round(load.latency.p50, 2),
-        f"{prefix}errors_{clients}_clients": load.errors,
-    }
+        url, ask, limit = server.url, served.ask, max_seconds
+        single = run_load(url, ask, questions, clients=1, max_requests=single_requests, max_seconds=limit)
+        load = run_load(url, ask, questions, clients=8, max_requests=load_requests, max_seconds=limit)
+    figures[f"{prefix}http_p50_ms"] = round(single.latency.p50, 2)
+    figures[f"{prefix}http_p99_ms"] = round(single.latency.p99, 2)
+    figures[f"{prefix}qps_8_clients"] = round(load.requests_per_s, 1)
+    figures[f"{prefix}errors"] = single.errors + load.errors
+    return figures
 
 
 def cold_starts(served: Served, question: str, runs: int) -> list[float]:
