@@ -1,16 +1,18 @@
 """Micro-batching of question encodings: concurrent callers share one forward pass of the model.
 
-The server answers each request in its own worker thread. Run side by side, their forward
-passes fight over the two cores (and torch's thread pools spin against each other); run one
-after another, each waits for the others. `BatchingEncoder` does neither: whoever finds the
-model idle encodes at once, with no waiting window, so a lone client pays nothing; questions
-that arrive while the model is busy queue up and go through together in the next pass, where
-a batch of eight costs little more than one question.
+The server answers each request in a worker thread of a pool. Run from those threads, forward
+passes fight over the two cores, and every thread that calls torch gets its own team of
+OpenMP threads, which spin while they wait and slow each other down (docs/benchmarks.md). Here
+one encoder thread runs every forward pass: a question that finds it idle is encoded at once,
+with no waiting window, so a lone client pays only a thread hand-off; questions that arrive
+while it is busy queue up and go through together in the next pass, where a batch of eight
+costs little more than one question.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,9 +32,10 @@ class _Pending:
 
 
 class BatchingEncoder:
-    """A `TextEncoder` whose `encode_queries` coalesces concurrent calls into one batch.
+    """A `TextEncoder` whose `encode_queries` runs on one encoder thread, in batches.
 
-    Documents go straight through: ingest already encodes them in large batches.
+    Documents go straight through on the caller's thread: ingest already encodes them in
+    large batches.
     """
 
     def __init__(self, encoder: TextEncoder, max_batch: int = DEFAULT_MAX_BATCH) -> None:
@@ -44,14 +47,15 @@ class BatchingEncoder:
         self.dimension = encoder.dimension
         self.fingerprint = encoder.fingerprint
         self._condition = threading.Condition()
-        self._queue: list[_Pending] = []
-        self._busy = False
+        self._queue: deque[_Pending] = deque()
+        self._worker: threading.Thread | None = None
+        self._closed = False
         self.batches = 0  # forward passes run, for the benchmark and tests
         self.batched_texts = 0
 
     @property
     def queued(self) -> int:
-        """Calls waiting for the model (for tests and monitoring)."""
+        """Calls waiting for the encoder thread (for tests and monitoring)."""
         with self._condition:
             return len(self._queue)
 
@@ -70,28 +74,45 @@ class BatchingEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         pending = _Pending(list(texts))
         with self._condition:
+            if self._closed:
+                raise RuntimeError("the encoder is closed")
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="query-encoder", daemon=True)
+                self._worker.start()
             self._queue.append(pending)
-        while True:
-            with self._condition:
-                while not pending.done and self._busy:
-                    self._condition.wait()
-                if pending.done:
-                    break
-                # The model is idle and our texts are not encoded yet: lead the next batch.
-                self._busy = True
-                batch = self._take_batch()
-            self._run(batch)
+            self._condition.notify_all()
+            while not pending.done:
+                self._condition.wait()
         if pending.error is not None:
             raise pending.error
         assert pending.vectors is not None
         return pending.vectors
+
+    def close(self) -> None:
+        """Stop the encoder thread once the queue is empty (the process exiting stops it too)."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+            worker = self._worker
+        if worker is not None:
+            worker.join()
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while not self._queue and not self._closed:
+                    self._condition.wait()
+                if not self._queue:
+                    return
+                batch = self._take_batch()
+            self._run(batch)
 
     def _take_batch(self) -> list[_Pending]:
         """The oldest requests, up to `max_batch` texts (always at least one request)."""
         batch: list[_Pending] = []
         size = 0
         while self._queue and (not batch or size + len(self._queue[0].texts) <= self.max_batch):
-            request = self._queue.pop(0)
+            request = self._queue.popleft()
             batch.append(request)
             size += len(request.texts)
         return batch
@@ -121,7 +142,6 @@ class BatchingEncoder:
                     request.done = True
                 self.batches += 1
                 self.batched_texts += sum(len(request.texts) for request in batch)
-                self._busy = False
                 self._condition.notify_all()
 
     def _run_alone(self, request: _Pending) -> None:

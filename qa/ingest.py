@@ -32,6 +32,21 @@ class PreparedDocument:
 
 
 @dataclass
+class ChunkedDocument:
+    """A document cut into passages, with the texts to embed: passages, then their sentences."""
+
+    document: Document
+    passages: list[Span]
+    sentences: list[Span]
+    texts: list[str]
+
+
+# Texts embedded together across documents: enough for batches of similar length to form
+# (one short document alone gives a few texts of very different lengths).
+_EMBED_GROUP_TEXTS = 256
+
+
+@dataclass
 class IngestReport:
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
@@ -57,24 +72,41 @@ class IngestReport:
         }
 
 
+def chunk_document(document: Document, encoder: TextEncoder, chunking: ChunkingSettings) -> ChunkedDocument:
+    passages = chunk_text(document.text, encoder.count_tokens, chunking)
+    sentences = list(dict.fromkeys(s for p in passages for s in p.sentences))
+    texts = [clean_text(document.text[p.start : p.end]) for p in passages]
+    texts += [clean_text(document.text[s.start : s.end]) for s in sentences]
+    return ChunkedDocument(document, [Span(p.start, p.end) for p in passages], sentences, texts)
+
+
+def embed_documents(chunked: list[ChunkedDocument], encoder: TextEncoder) -> list[PreparedDocument]:
+    """Embed the passages and sentences of several documents in one encoder call."""
+    vectors = encoder.encode_documents([text for item in chunked for text in item.texts], show_progress=False)
+    prepared, start = [], 0
+    for item in chunked:
+        mine = vectors[start : start + len(item.texts)]
+        start += len(item.texts)
+        passages = len(item.passages)
+        prepared.append(
+            PreparedDocument(
+                document=item.document,
+                passages=item.passages,
+                passage_vectors=mine[:passages],
+                sentences=[
+                    NewSentence(span.start, span.end, vector)
+                    for span, vector in zip(item.sentences, mine[passages:], strict=True)
+                ],
+            )
+        )
+    return prepared
+
+
 def prepare_document(
     document: Document, encoder: TextEncoder, chunking: ChunkingSettings
 ) -> PreparedDocument:
-    """Chunk a document and embed its passages and their sentences (one encoder call)."""
-    passages = chunk_text(document.text, encoder.count_tokens, chunking)
-    sentence_spans = list(dict.fromkeys(s for p in passages for s in p.sentences))
-    texts = [clean_text(document.text[p.start : p.end]) for p in passages]
-    texts += [clean_text(document.text[s.start : s.end]) for s in sentence_spans]
-    vectors = encoder.encode_documents(texts, show_progress=False)
-    return PreparedDocument(
-        document=document,
-        passages=[Span(p.start, p.end) for p in passages],
-        passage_vectors=vectors[: len(passages)],
-        sentences=[
-            NewSentence(s.start, s.end, vector)
-            for s, vector in zip(sentence_spans, vectors[len(passages) :], strict=True)
-        ],
-    )
+    """Chunk one document and embed its passages and their sentences."""
+    return embed_documents([chunk_document(document, encoder, chunking)], encoder)[0]
 
 
 def _progress(items: Iterable, enabled: bool, total: int | None):
@@ -99,14 +131,27 @@ def ingest_documents(
     snapshot = index.snapshot()
     known = snapshot.store.content_hashes()
     prepared: dict[str, PreparedDocument] = {}
+    waiting: list[ChunkedDocument] = []
+    taken: set[str] = set()  # ids chunked in this call: a later copy of one replaces it
+
+    def embed_waiting() -> None:
+        for done in embed_documents(waiting, encoder):
+            prepared[done.document.id] = done
+        waiting.clear()
+
     for item in _progress(items, progress, total):
         if isinstance(item, Skipped):
             report.failed.append(item)
             continue
-        if known.get(item.id) == item.content_hash and item.id not in prepared:
+        if known.get(item.id) == item.content_hash and item.id not in taken:
             report.unchanged.append(item.id)
             continue
-        prepared[item.id] = prepare_document(item, encoder, snapshot.chunking)
+        taken.add(item.id)
+        waiting.append(chunk_document(item, encoder, snapshot.chunking))
+        if sum(len(chunked.texts) for chunked in waiting) >= _EMBED_GROUP_TEXTS:
+            embed_waiting()
+    if waiting:
+        embed_waiting()
 
     for document_id in prepared:
         (report.replaced if document_id in known else report.added).append(document_id)

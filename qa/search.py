@@ -169,12 +169,13 @@ class SearchService:
     ) -> list[tuple[int, float]]:
         scores, ids = snapshot.vectors.search(vector[None, :], self.settings.candidates)
         passages = snapshot.store.passages_by_id([int(i) for i in ids[0] if i >= 0])
+        sentences = snapshot.store.sentences_of(list(passages.values()))
         rescored = []
         for passage_id, score in zip(ids[0], scores[0], strict=True):
             passage = passages.get(int(passage_id))
             if passage is None:
                 continue
-            candidate = self._candidate(snapshot, passage, vector)
+            candidate = self._candidate(passage, sentences[passage.id], vector)
             candidates[passage.id] = candidate
             rescored.append(
                 (passage.id, float(score) + self.settings.sentence_weight * candidate.best_sentence_score)
@@ -183,8 +184,9 @@ class SearchService:
         return rescored
 
     @staticmethod
-    def _candidate(snapshot: Snapshot, passage: StoredPassage, vector: np.ndarray) -> _Candidate:
-        sentences = snapshot.store.sentences_within(passage)
+    def _candidate(
+        passage: StoredPassage, sentences: list[tuple[int, int, np.ndarray]], vector: np.ndarray
+    ) -> _Candidate:
         if not sentences:
             return _Candidate(passage, sentences, -1, 0.0)
         similarities = np.stack([s[2] for s in sentences]) @ vector
@@ -197,8 +199,10 @@ class SearchService:
         ranked, candidates = self._rank(snapshot, question, vector, mode)
         top = ranked[:k]
         missing = [pid for pid, _ in top if pid not in candidates]
-        for pid, passage in snapshot.store.passages_by_id(missing).items():
-            candidates[pid] = self._candidate(snapshot, passage, vector)
+        passages = snapshot.store.passages_by_id(missing)
+        sentences = snapshot.store.sentences_of(list(passages.values()))
+        for pid, passage in passages.items():
+            candidates[pid] = self._candidate(passage, sentences[pid], vector)
         documents = snapshot.store.documents_by_id(candidates[pid].passage.document_id for pid, _ in top)
         hits = []
         for rank, (pid, score) in enumerate(top, start=1):

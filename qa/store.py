@@ -178,13 +178,27 @@ class Store:
 
     def sentences_within(self, passage: StoredPassage) -> list[tuple[int, int, np.ndarray]]:
         """The sentences of a passage with their vectors, in document order."""
+        return self.sentences_of([passage])[passage.id]
+
+    def sentences_of(self, passages: Sequence[StoredPassage]) -> dict[int, list[tuple[int, int, np.ndarray]]]:
+        """`sentences_within` for many passages in one query (a question looks at ~50)."""
+        if not passages:
+            return {}
+        rows_wanted = ",".join("(?,?,?,?)" for _ in passages)
+        values = [value for p in passages for value in (p.id, p.document_id, p.start, p.end)]
         with self._lock:
             rows = self._db.execute(
-                "SELECT start, end, vector FROM sentences"
-                " WHERE document_id = ? AND start >= ? AND end <= ? ORDER BY start",
-                (passage.document_id, passage.start, passage.end),
+                f"WITH wanted(passage, document, first, last) AS (VALUES {rows_wanted})"
+                " SELECT wanted.passage, sentences.start, sentences.end, sentences.vector"
+                " FROM wanted JOIN sentences ON sentences.document_id = wanted.document"
+                " AND sentences.start >= wanted.first AND sentences.end <= wanted.last"
+                " ORDER BY wanted.passage, sentences.start",
+                values,
             ).fetchall()
-        return [(s, e, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for s, e, v in rows]
+        found: dict[int, list[tuple[int, int, np.ndarray]]] = {p.id: [] for p in passages}
+        for passage_id, start, end, vector in rows:
+            found[passage_id].append((start, end, np.frombuffer(vector, dtype=np.float16).astype(np.float32)))
+        return found
 
     def lexical_search(self, query: str, k: int) -> list[tuple[int, float]]:
         """BM25 over the lexical index; `query` is an FTS5 expression. Higher scores are better."""

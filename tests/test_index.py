@@ -206,3 +206,34 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_serving(service, tmp_path, fa
         ingest_documents(service.index, fake_encoder, [doc("new", "Ankara talks.")])
     assert sorted(os.listdir(tmp_path / "index")) == before
     assert ids_found(service, "Geneva constitution")[0] == "geneva"
+
+
+def test_documents_embedded_together_get_the_vectors_they_get_alone(tmp_path, fake_encoder, monkeypatch):
+    """Ingest embeds several documents' texts in one call; each gets back its own vectors."""
+    from qa import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "_EMBED_GROUP_TEXTS", 5)  # several groups, cut mid-way
+    documents = [
+        doc(f"doc{n}", f"Title {n}\n" + " ".join(f"Sentence {m} on topic{n} w{m}{n}." for m in range(n + 2)))
+        for n in range(7)
+    ]
+    index = open_index(tmp_path / "index", fake_encoder)
+    ingest_documents(index, fake_encoder, [*documents, documents[3]])  # a repeat is not embedded twice
+    snapshot = index.snapshot()
+    ids, vectors = snapshot.vectors.contents()
+    stored = snapshot.store.passages_by_id([int(i) for i in ids])
+    for document in documents:
+        alone = ingest_module.prepare_document(document, fake_encoder, snapshot.chunking)
+        mine = sorted(
+            (stored[int(i)].start, vector)
+            for i, vector in zip(ids, vectors, strict=True)
+            if stored[int(i)].document_id == document.id
+        )
+        assert [start for start, _ in mine] == [span.start for span in alone.passages]
+        assert np.allclose(np.stack([vector for _, vector in mine]), alone.passage_vectors)
+        first = stored[next(int(i) for i in ids if stored[int(i)].document_id == document.id)]
+        sentence_vectors = [vector for _, _, vector in snapshot.store.sentences_within(first)]
+        expected = [s.vector for s in alone.sentences if first.start <= s.start and s.end <= first.end]
+        assert np.allclose(np.stack(sentence_vectors), np.stack(expected), atol=2e-3)  # stored as fp16
+    assert snapshot.store.count_documents() == len(documents)
+    index.close()

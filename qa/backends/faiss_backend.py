@@ -36,6 +36,11 @@ HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 128
 _HNSW_DEAD_SHARE_REBUILD = 0.25
 _LIVE_IDS = (0, 2**62)  # passage ids are positive; tombstones are negative
+# Searches of fewer rows than this run on the calling thread alone. A question is one row:
+# FAISS's OpenMP threads gain nothing on it and stay spinning afterwards, against the
+# model's threads on the same two cores; a question took 19 ms instead of 12 (docs/benchmarks.md).
+_PARALLEL_SEARCH_ROWS = 16
+_SEARCH_THREADS = faiss.omp_get_max_threads()
 
 # k-means wants dozens of points per list; FAISS warns below 39.
 _IVF_POINTS_PER_LIST = 39
@@ -197,6 +202,8 @@ class FaissBackend(VectorBackend):
                 np.zeros((len(queries), 0), dtype=np.int64),
             )
         k = min(k, len(self))
+        # The thread count is a per-thread OpenMP setting, so this changes only the caller's searches.
+        faiss.omp_set_num_threads(1 if len(queries) < _PARALLEL_SEARCH_ROWS else _SEARCH_THREADS)
         if not self._dead:
             return self._index.search(queries, k)
         params = faiss.SearchParametersHNSW()
@@ -234,6 +241,13 @@ class FaissBackend(VectorBackend):
             return self
         ids, vectors = self.contents()
         return FaissBackend.build(self.dimension, wanted, ids, vectors)
+
+    def tune(self, *, ef_search: int | None = None, probes: int | None = None) -> None:
+        """Trade recall for speed at search time: HNSW's candidate list, IVF's lists probed."""
+        if ef_search is not None and self.kind == "hnsw":
+            self._hnsw().efSearch = max(1, ef_search)
+        if probes is not None and self.kind == "ivf":
+            self._index.nprobe = max(1, min(probes, self.lists))
 
     @property
     def lists(self) -> int:

@@ -32,6 +32,11 @@ from qa.bench.stats import Latency
 
 _CHUNK = 100_000
 _SEED = 7
+# Search efforts tried on each approximate index, for the recall/latency curve.
+SWEEPS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "hnsw": ("ef_search", (32, 64, 128, 256, 512)),
+    "ivf": ("probes", (8, 16, 32, 64, 128)),
+}
 
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:
@@ -161,6 +166,15 @@ class BuildCache:
         return backend, seconds, False, path.stat().st_size / 2**20
 
 
+def _build_settings(kind: str) -> str:
+    """What a cached index was built with: a change of these builds it again."""
+    from qa.backends import faiss_backend as settings
+
+    if kind == "hnsw":
+        return f"m{settings.HNSW_NEIGHBORS}-efc{settings.HNSW_EF_CONSTRUCTION}"
+    return kind
+
+
 def run_scale(
     count: int,
     model: VectorModel,
@@ -171,6 +185,7 @@ def run_scale(
     queries: int = 300,
     k: int = 10,
     max_seconds: float = 30.0,
+    sweep: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> list[AnnResult]:
     """Build each kind over the same `count` vectors; latency per single query, recall@k
@@ -186,7 +201,7 @@ def run_scale(
         log(f"vector search: {kind} over {count:,} {model.name} vectors")
         store = cache if kind in cache_kinds else BuildCache(None)
         backend, seconds, cached, size_mb = store.get_or_build(
-            f"{model.fingerprint}-{count}-{kind}",
+            f"{model.fingerprint}-{count}-{kind}-{_build_settings(kind)}",
             lambda kind=kind: FaissBackend.build(dimension, kind, ids, vectors),
             dimension,
         )
@@ -199,6 +214,16 @@ def run_scale(
         results.append(
             AnnResult(kind, count, seconds, cached, latency, _recall(found, truth), size_mb, detail)
         )
+        if kind in SWEEPS and sweep:
+            setting, values = SWEEPS[kind]
+            for value in values:
+                backend.tune(**{setting: value})
+                _, found = backend.search(probe, k)
+                latency = _single_query_latency(backend, probe, k, max_seconds / len(values))
+                name = f"{kind}_{setting}_{value}"
+                results.append(
+                    AnnResult(name, count, seconds, cached, latency, _recall(found, truth), size_mb, name)
+                )
         del backend
     return results
 
@@ -210,6 +235,8 @@ def scale_figures(results: list[AnnResult], label: str) -> dict[str, float | boo
         figures[f"{key}_p50_ms"] = round(item.latency.p50, 3)
         figures[f"{key}_p99_ms"] = round(item.latency.p99, 3)
         figures[f"{key}_recall_at_10"] = round(item.recall_at_10, 4)
+        if item.kind not in ("flat", *SWEEPS):
+            continue  # a sweep point: the same index searched with another effort
         figures[f"{key}_build_s"] = round(item.build_seconds, 1)
         figures[f"{key}_build_cached"] = item.cached
         figures[f"{key}_mb"] = round(item.index_mb, 1)
@@ -255,7 +282,7 @@ def vector_search_figures(
         figures[f"ann_{label}_p50_ms"] = round(chosen.latency.p50, 3)
         figures[f"ann_{label}_recall_at_10"] = round(chosen.recall_at_10, 4)
         everything.extend(results)
-    worst = run_scale(100_000, isotropic(passages.shape[1]), ("hnsw",), cache=cache, log=log)
+    worst = run_scale(100_000, isotropic(passages.shape[1]), ("hnsw",), cache=cache, sweep=False, log=log)
     for item in worst:
         if item.kind == "hnsw":
             figures["ann_100k_isotropic_hnsw_recall_at_10"] = round(item.recall_at_10, 4)

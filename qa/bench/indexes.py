@@ -28,6 +28,7 @@ _INDEX_CODE = (
     "qa/chunking.py",
     "qa/documents.py",
     "qa/ingest.py",
+    "qa/lexical.py",
     "qa/index.py",
     "qa/store.py",
     "qa/textnorm.py",
@@ -83,7 +84,8 @@ def _fresh_directory(prefix: str, key: str) -> Path:
 
 def our_index(corpus: Corpus, encoder: TextEncoder, *, fresh: bool = False) -> BuiltIndex:
     key = hashlib.sha256(
-        f"{corpus.fingerprint}|{encoder.fingerprint}|{_code_fingerprint()}".encode()
+        f"{corpus.fingerprint}|{encoder.fingerprint}|{getattr(encoder, 'precision', 'float32')}|"
+        f"{_code_fingerprint()}".encode()
     ).hexdigest()[:12]
     prefix = f"ours-{corpus.name}"
     found = _cached(cache_root() / f"{prefix}-{key}", fresh)

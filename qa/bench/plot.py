@@ -14,7 +14,7 @@ def latency_chart(figures: dict[str, Any], ann_results: list[AnnResult], path: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, (left, right, curve) = plt.subplots(1, 3, figsize=(16, 4.4))
     sizes = [figures.get("seeds_passages"), figures.get("eval_passages")]
     for label, keys, style in (
         ("qa, HTTP", ("http_p50_ms", "eval_http_p50_ms"), "o-"),
@@ -46,6 +46,24 @@ def latency_chart(figures: dict[str, Any], ann_results: list[AnnResult], path: P
     right.set_title("Vector search alone")
     right.grid(alpha=0.3, which="both")
     right.legend()
+
+    largest = max((r.count for r in ann_results), default=0)
+    for kind, style in (("hnsw", "s-"), ("ivf", "^-")):
+        points = sorted(
+            (r.latency.p50, r.recall_at_10)
+            for r in ann_results
+            if r.count == largest and r.kind.startswith(f"{kind}_")
+        )
+        if points:
+            curve.plot(*zip(*points, strict=True), style, label=kind)
+    curve.axhline(0.95, color="grey", linestyle=":", label="recall@10 = 0.95")
+    curve.axvline(5, color="grey", linestyle="--", label="5 ms")
+    curve.set_xscale("log")
+    curve.set_xlabel("p50 per single query (ms)")
+    curve.set_ylabel("recall@10 against exact search")
+    curve.set_title(f"Search effort at {largest:,} vectors")
+    curve.grid(alpha=0.3, which="both")
+    curve.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "encode": (("embeddings/encoder.py", "encode_queries"),),
     "vector_search": (("qa/backends/faiss_backend.py", "search"),),
-    "sentence_rescoring": (("qa/store.py", "sentences_within"),),
+    "sentence_rescoring": (("qa/store.py", "sentences_of"), ("qa/search.py", "_candidate")),
     "lexical_search": (("qa/store.py", "lexical_search"),),
     "passage_fetch": (("qa/store.py", "passages_by_id"), ("qa/store.py", "documents_by_id")),
 }

@@ -30,6 +30,8 @@ ROWS: tuple[tuple[str, str, str | None, str], ...] = (
     ("seeds: HTTP p50 (1 client)", "http_p50_ms", "txtai_http_p50_ms", "ms"),
     ("seeds: HTTP p95 (1 client)", "http_p95_ms", "txtai_http_p95_ms", "ms"),
     ("seeds: HTTP p99 (1 client)", "http_p99_ms", "txtai_http_p99_ms", "ms"),
+    ("  p50, float32 weights", "float32_http_p50_ms", None, "ms"),
+    ("  p50, micro-batching off", "batching_off_http_p50_ms", None, "ms"),
     ("  p50, QA_TORCH_THREADS=1", "threads_1_http_p50_ms", None, "ms"),
     ("  p50, QA_TORCH_THREADS=2", "threads_2_http_p50_ms", None, "ms"),
     ("seeds: requests/s, 1 client", "qps_1_clients", "txtai_qps_1_clients", "/s"),
@@ -38,11 +40,14 @@ ROWS: tuple[tuple[str, str, str | None, str], ...] = (
     ("seeds: p50 under 8 clients", "p50_ms_8_clients", "txtai_p50_ms_8_clients", "ms"),
     ("seeds: errors under 8 clients", "errors_8_clients", "txtai_errors_8_clients", ""),
     ("  same, micro-batching off", "batching_off_qps_8_clients", None, "/s"),
+    ("  same, float32 weights", "float32_qps_8_clients", None, "/s"),
     ("  same, QA_TORCH_THREADS=1", "threads_1_qps_8_clients", None, "/s"),
     ("  same, QA_TORCH_THREADS=2", "threads_2_qps_8_clients", None, "/s"),
     ("seeds: recall@1 (46 questions)", "seeds_recall_at_1", "txtai_seeds_recall_at_1", ""),
     ("cold start to first answer", "cold_start_s", "txtai_cold_start_s", "s"),
+    ("  same, float32 weights (one start)", "float32_cold_start_s", None, "s"),
     ("peak RSS of the server", "rss_mb", "txtai_rss_mb", "MB"),
+    ("  same, float32 weights", "float32_rss_mb", None, "MB"),
     ("eval corpus: in-process p50", "eval_inproc_p50_ms", "txtai_eval_inproc_p50_ms", "ms"),
     ("eval corpus: HTTP p50 (1 client)", "eval_http_p50_ms", "txtai_eval_http_p50_ms", "ms"),
     ("eval corpus: HTTP p99 (1 client)", "eval_http_p99_ms", "txtai_eval_http_p99_ms", "ms"),
@@ -50,6 +55,7 @@ ROWS: tuple[tuple[str, str, str | None, str], ...] = (
     ("eval corpus: recall@1", "eval_recall_at_1", "txtai_eval_recall_at_1", ""),
     ("eval corpus: peak RSS", "eval_rss_mb", "txtai_eval_rss_mb", "MB"),
     ("ingest passages/s (fresh index)", "ingest_passages_per_s", None, "/s"),
+    ("  same, float32 weights", "float32_ingest_passages_per_s", None, "/s"),
     ("ingest tokens/s (fresh index)", "ingest_tokens_per_s", None, "/s"),
     (
         "eval corpus build, passages or rows/s",
@@ -103,6 +109,17 @@ def render(figures: Figures, profile_text: str = "", notes: list[str] | None = N
                     f"{_cell(figures[f'{key}_recall_at_10']):>10} {_cell(figures[f'{key}_build_s'], 's'):>9} "
                     f"{_cell(figures[f'{key}_mb'], 'MB'):>10}"
                 )
+    for size in ("100k", "1m"):
+        sweep = [
+            f"{key[len(f'ann_{size}_') : -len('_recall_at_10')]}: "
+            f"{figures[key]:.3f} in {figures[key.replace('_recall_at_10', '_p50_ms')]:.2f} ms"
+            for key in figures
+            if key.startswith(f"ann_{size}_")
+            and ("_ef_search_" in key or "_probes_" in key)
+            and key.endswith("_recall_at_10")
+        ]
+        if sweep:
+            lines.append(f"  {size} recall@10 by search effort: " + "; ".join(sweep))
     if "ann_100k_isotropic_hnsw_recall_at_10" in figures:
         lines.append(
             f"{'100k hnsw, isotropic (worst case)':<30} "

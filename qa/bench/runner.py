@@ -101,6 +101,16 @@ def run_benchmark(options: BenchOptions) -> BenchResult:
         ingest_tokens_per_s=round(ingest.tokens_per_s, 1),
     )
 
+    if encoder.precision != "float32":
+        # Before/after of the bfloat16 weights, on the same sample: the model at float32 precision.
+        options.log("ingest throughput at float32 precision (before/after)")
+        exact = Encoder(precision="float32")
+        before = measure_ingest(evaldata, exact, options.scaled(200, 60))
+        figures["float32_ingest_passages_per_s"] = round(before.passages_per_s, 2)
+        del exact
+        gc.collect()
+    figures["model_precision"] = encoder.precision
+
     for corpus, prefix in ((seeds, "seeds"), (evaldata, "eval")):
         is_seeds = corpus is seeds
         questions = (
@@ -230,6 +240,7 @@ def _over_http(
 # Settings compared against the default server in every run (before/after of optimizations).
 VARIANTS: dict[str, dict[str, str]] = {
     "batching_off_": {"QA_QUERY_BATCH": "1"},
+    "float32_": {"QA_MODEL_PRECISION": "float32"},
     "threads_1_": {"QA_TORCH_THREADS": "1"},
     "threads_2_": {"QA_TORCH_THREADS": "2"},
 }

@@ -94,10 +94,12 @@ def measure_variant(
     changed), for before/after comparisons in the same run."""
     figures: dict[str, Any] = {}
     with served.start() as server:
-        server.wait_for_answer(served.ask, questions[0])
+        figures[f"{prefix}cold_start_s"] = round(server.wait_for_answer(served.ask, questions[0]), 2)
         url, ask, limit = server.url, served.ask, max_seconds
         single = run_load(url, ask, questions, clients=1, max_requests=single_requests, max_seconds=limit)
         load = run_load(url, ask, questions, clients=8, max_requests=load_requests, max_seconds=limit)
+        _, peak = server.memory_mb()
+        figures[f"{prefix}rss_mb"] = round(peak, 1) if peak else None
     figures[f"{prefix}http_p50_ms"] = round(single.latency.p50, 2)
     figures[f"{prefix}http_p99_ms"] = round(single.latency.p99, 2)
     figures[f"{prefix}qps_8_clients"] = round(load.requests_per_s, 1)

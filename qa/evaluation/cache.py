@@ -51,6 +51,9 @@ class CachedEncoder:
         self.name = encoder.name
         self.dimension = encoder.dimension
         self.fingerprint = encoder.fingerprint
+        # Vectors computed at another precision (float32 or bfloat16) are cached apart.
+        precision = getattr(encoder, "precision", "float32")
+        self._model_key = self.fingerprint if precision == "float32" else f"{self.fingerprint}-{precision}"
         self.path = Path(path or default_cache_path())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Other processes (a test run, a second evaluation) may share the file: wait for their locks.
@@ -79,7 +82,7 @@ class CachedEncoder:
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
                 f"SELECT key, vector FROM vectors WHERE model = ? AND kind = ? AND key IN ({marks})",
-                [self.fingerprint, kind, *chunk],
+                [self._model_key, kind, *chunk],
             )
             found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
         return found
@@ -102,7 +105,7 @@ class CachedEncoder:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO vectors (model, kind, key, vector) VALUES (?,?,?,?)",
                     [
-                        (self.fingerprint, kind, key, np.asarray(v, dtype=np.float32).tobytes())
+                        (self._model_key, kind, key, np.asarray(v, dtype=np.float32).tobytes())
                         for (key, _), v in zip(batch, vectors, strict=True)
                     ],
                 )
