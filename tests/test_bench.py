@@ -113,6 +113,24 @@ def test_a_lone_caller_and_the_rest_of_the_encoder_pass_straight_through():
     np.testing.assert_allclose(batcher.encode_documents(["x y"]), inner.encode_documents(["x y"]))
 
 
+def test_a_closed_encoder_finishes_its_queue_then_refuses_new_questions():
+    batcher = BatchingEncoder(FakeEncoder())
+    assert batcher.encode_queries(["before"]).shape == (1, 64)
+    batcher.close()
+    assert batcher._worker is not None and not batcher._worker.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.encode_queries(["after"])
+
+
+def test_an_encoder_that_raises_reaches_its_caller_and_the_thread_goes_on():
+    inner = GatedEncoder()
+    inner.release.set()
+    batcher = BatchingEncoder(inner)
+    with pytest.raises(RuntimeError, match="boom"):
+        batcher.encode_queries(["boom"])
+    assert batcher.encode_queries(["still here"]).shape == (1, 64)
+
+
 def test_the_service_batches_questions_unless_turned_off(tmp_path, monkeypatch):
     assert isinstance(open_service(tmp_path / "a", encoder=FakeEncoder()).encoder, BatchingEncoder)
     monkeypatch.setenv("QA_QUERY_BATCH", "1")
@@ -147,7 +165,56 @@ def test_an_approximate_index_finds_vectors_and_forgets_deleted_ones(kind, tmp_p
     assert not set(found.ravel().tolist()) & set(ids[:10].tolist())
     live_ids, live_vectors = loaded.contents()
     assert sorted(live_ids.tolist()) == ids[10:].tolist()
-    np.testing.assert_allclose(live_vectors[np.argsort(live_ids)], vectors[10:])
+    # stored as float16: each component within its rounding (~5e-4 of a unit vector's entries)
+    assert loaded.describe()["stored_as"] == "float16" and live_vectors.dtype == np.float32
+    np.testing.assert_allclose(live_vectors[np.argsort(live_ids)], vectors[10:], atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_a_batch_of_queries_finds_what_each_query_finds_alone(kind):
+    """Single questions search on the calling thread, batches on all threads: the same results."""
+    vectors = _unit_vectors(3000, seed=3)
+    backend = FaissBackend.build(32, kind, np.arange(3000), vectors)
+    queries = _unit_vectors(40, seed=4)
+    batch_scores, batch_ids = backend.search(queries, 5)
+    for row, query in enumerate(queries):
+        scores, ids = backend.search(query[None, :], 5)
+        assert ids[0].tolist() == batch_ids[row].tolist()
+        np.testing.assert_allclose(scores[0], batch_scores[row], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting", "low", "high"), [("hnsw", "ef_search", 1, 256), ("ivf", "probes", 1, 64)]
+)
+def test_more_search_effort_finds_at_least_as_many_true_neighbours(kind, setting, low, high):
+    vectors = _unit_vectors(4000, seed=5)
+    backend = FaissBackend.build(32, kind, np.arange(4000), vectors)
+    queries = _unit_vectors(100, seed=6)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+
+    def recall(value: int) -> float:
+        backend.tune(**{setting: value})
+        _, found = backend.search(queries, 10)
+        return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+
+    assert recall(high) >= recall(low)
+    assert recall(high) >= 0.9
+
+
+def test_an_ivf_index_written_with_float32_lists_still_loads_and_reads_back(tmp_path):
+    """Indexes saved before float16 storage keep working."""
+    import faiss
+
+    vectors = _unit_vectors(500)
+    quantizer = faiss.IndexFlatIP(32)
+    old = faiss.IndexIVFFlat(quantizer, 32, 8, faiss.METRIC_INNER_PRODUCT)
+    old.train(vectors)
+    old.add_with_ids(vectors, np.arange(500, 1000))
+    faiss.write_index(old, str(tmp_path / "old.faiss"))
+    loaded = FaissBackend.load(tmp_path / "old.faiss", 32)
+    assert loaded.describe()["stored_as"] == "float32"
+    ids, stored = loaded.contents()
+    np.testing.assert_array_equal(stored[np.argsort(ids)], vectors)
 
 
 def test_a_copy_of_an_hnsw_index_is_independent():
@@ -232,7 +299,7 @@ def test_the_index_switches_to_hnsw_as_it_grows_and_back_as_it_shrinks(tmp_path,
     monkeypatch.setenv("QA_VECTOR_INDEX_SWITCH_AT", "10")
     encoder = FakeEncoder()
     index = Index.open(tmp_path / "index", model_identity(encoder))
-    assert _manifest(index) == {"kind": "flat", "policy": "auto", "switch_at": 10}
+    assert _manifest(index) == {"kind": "flat", "stored_as": "float32", "policy": "auto", "switch_at": 10}
 
     documents = _documents(12)
     ingest_documents(index, encoder, documents[:6])

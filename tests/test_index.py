@@ -237,3 +237,28 @@ def test_documents_embedded_together_get_the_vectors_they_get_alone(tmp_path, fa
         assert np.allclose(np.stack(sentence_vectors), np.stack(expected), atol=2e-3)  # stored as fp16
     assert snapshot.store.count_documents() == len(documents)
     index.close()
+
+
+def test_sentences_of_many_passages_are_each_passages_own(tmp_path, fake_encoder):
+    """One query fetches the sentences of ~50 candidate passages; each gets exactly those inside it."""
+    long_text = "Long article\n" + " ".join(f"Sentence {n} about topic{n % 5} in town{n}." for n in range(60))
+    index = open_index(tmp_path / "index", fake_encoder)
+    ingest_documents(index, fake_encoder, [*CORPUS, doc("long", long_text)])
+    store = index.snapshot().store
+    ids, _ = index.snapshot().vectors.contents()
+    passages = list(store.passages_by_id([int(i) for i in ids]).values())
+    assert len(passages) > len(CORPUS) + 1  # the long article spans several passages
+    together = store.sentences_of(passages)
+    assert set(together) == {p.id for p in passages}
+    texts = {d.id: d.text for d in [*CORPUS, doc("long", long_text)]}
+    for passage in passages:
+        alone = store.sentences_of([passage])[passage.id]
+        assert [(s, e) for s, e, _ in together[passage.id]] == [(s, e) for s, e, _ in alone]
+        assert alone, "every passage has sentences"
+        assert all(passage.start <= s < e <= passage.end for s, e, _ in alone)
+        assert [s for s, _, _ in alone] == sorted(s for s, _, _ in alone)
+        for start, end, vector in alone:
+            expected = fake_encoder.encode_documents([texts[passage.document_id][start:end].strip()])[0]
+            assert float(vector @ expected) > 0.99
+    assert store.sentences_of([]) == {}
+    index.close()

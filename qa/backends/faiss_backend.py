@@ -2,9 +2,15 @@
 
 Which one an index uses follows a `VectorIndexPolicy`: by default (`auto`) exact search while
 the corpus is small enough for it to cost a couple of milliseconds, HNSW beyond that. HNSW
-rather than IVF because on text embeddings, at equal latency, IVF finds far fewer of the true
-neighbours (docs/benchmarks.md has the measurements); IVF stays available on request for
-write-heavy corpora, as it builds in seconds where HNSW takes minutes.
+rather than IVF because real questions are not distributed like the passages they look for:
+over real passage vectors, IVF scanning an eighth of its lists found 0.92 of the true top 10
+where HNSW found 0.99 (docs/benchmarks.md); IVF stays available on request for write-heavy
+corpora, as it builds in a minute where HNSW takes several.
+
+The approximate indexes store vectors as float16. A question's search reads thousands of stored
+vectors, so it is bound by memory traffic: half the bytes made it ~1.5-1.9x faster at a million
+vectors, and half the memory, while the rounding (~1e-4 of a similarity) moves no measured
+recall figure. Exact (`flat`) search keeps float32: it is the reference.
 
 An HNSW graph cannot drop nodes, so a delete leaves a tombstone: the row's id becomes negative
 and searches skip negative ids. A write that finds a quarter of the rows dead rebuilds the graph.
@@ -30,10 +36,12 @@ POLICIES = ("auto", *KINDS)
 AUTO_SWITCH_AT = 20_000
 
 HNSW_NEIGHBORS = 32
-# Construction effort: 40 builds twice as fast as 80 for ~1 point of recall, won back at search.
-HNSW_EF_CONSTRUCTION = 40
-# Search effort: measured to keep recall@10 >= 0.95 on a million vectors (docs/benchmarks.md).
-HNSW_EF_SEARCH = 128
+# Construction effort. A better graph finds more at the same search effort; the build (~6 min
+# per million vectors on two cores) stays small beside embedding those passages (~7 hours).
+HNSW_EF_CONSTRUCTION = 80
+# Search effort: keeps recall@10 >= 0.95 at a million vectors within ~4 ms (docs/benchmarks.md).
+# Smaller corpora pay less: the work grows with the log of the corpus size.
+HNSW_EF_SEARCH = 1024
 _HNSW_DEAD_SHARE_REBUILD = 0.25
 _LIVE_IDS = (0, 2**62)  # passage ids are positive; tombstones are negative
 # Searches of fewer rows than this run on the calling thread alone. A question is one row:
@@ -46,7 +54,12 @@ _SEARCH_THREADS = faiss.omp_get_max_threads()
 _IVF_POINTS_PER_LIST = 39
 _IVF_TRAIN_POINTS_PER_LIST = 64
 _IVF_TRAIN_ITERATIONS = 10
-_IVF_PROBE_SHARE = 1 / 16
+# ~4 sqrt(n) lists, a twelfth of them probed: at a million vectors 4,096 lists and 341 probes,
+# recall@10 ~0.97 in ~4 ms (docs/benchmarks.md); sqrt(n) lists needed 5 ms for 0.94.
+_IVF_LISTS_PER_SQRT = 4
+_IVF_PROBE_SHARE = 1 / 12
+STORAGE = "float16"  # how the approximate indexes store vectors
+_STORED_AS = faiss.ScalarQuantizer.QT_fp16
 
 
 def _as_matrix(vectors: np.ndarray) -> np.ndarray:
@@ -67,8 +80,8 @@ def hnsw_ef_search() -> int:
 
 
 def ivf_lists_for(count: int) -> int:
-    """About sqrt(count) lists (a power of two), never more than the points can train."""
-    ideal = 2 ** round(math.log2(max(math.sqrt(max(count, 1)), 1)))
+    """About 4 sqrt(count) lists (a power of two), never more than the points can train."""
+    ideal = 2 ** round(math.log2(max(_IVF_LISTS_PER_SQRT * math.sqrt(max(count, 1)), 1)))
     return int(max(1, min(ideal, count // _IVF_POINTS_PER_LIST)))
 
 
@@ -148,7 +161,7 @@ class FaissBackend(VectorBackend):
         if self.kind == "flat":
             inner = faiss.IndexFlatIP(self.dimension)
         else:
-            inner = faiss.IndexHNSWFlat(self.dimension, HNSW_NEIGHBORS, faiss.METRIC_INNER_PRODUCT)
+            inner = faiss.IndexHNSWSQ(self.dimension, _STORED_AS, HNSW_NEIGHBORS, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         return faiss.IndexIDMap2(inner)
 
@@ -162,7 +175,9 @@ class FaissBackend(VectorBackend):
         vectors = _as_matrix(vectors)
         lists = ivf_lists_for(len(vectors))
         quantizer = faiss.IndexFlatIP(dimension)
-        index = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dimension, lists, _STORED_AS, faiss.METRIC_INNER_PRODUCT, False
+        )  # not by residual: the lists hold the vectors themselves, which `contents` reads back
         index.cp.niter = _IVF_TRAIN_ITERATIONS
         index.cp.max_points_per_centroid = _IVF_TRAIN_POINTS_PER_LIST
         index.cp.seed = 1234  # the same corpus trains the same lists
@@ -219,17 +234,19 @@ class FaissBackend(VectorBackend):
             live = ids >= 0
             return ids[live], vectors[live]
         invlists = self._index.invlists
+        # float16 codes, or float32 ones in an IVF index written before float16 storage
+        stored = np.float16 if invlists.code_size == 2 * self.dimension else np.float32
         id_parts, vector_parts = [], []
         for number in range(invlists.nlist):
             size = invlists.list_size(number)
             if not size:
                 continue
             id_parts.append(faiss.rev_swig_ptr(invlists.get_ids(number), size).copy())
-            codes = faiss.rev_swig_ptr(invlists.get_codes(number), size * invlists.code_size)
-            vector_parts.append(np.frombuffer(codes.copy(), dtype=np.float32).reshape(size, self.dimension))
+            codes = faiss.rev_swig_ptr(invlists.get_codes(number), size * invlists.code_size).copy()
+            vector_parts.append(np.frombuffer(codes, dtype=stored).reshape(size, self.dimension))
         if not id_parts:
             return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
-        return np.concatenate(id_parts).astype(np.int64), np.concatenate(vector_parts)
+        return np.concatenate(id_parts).astype(np.int64), np.concatenate(vector_parts).astype(np.float32)
 
     def adapted(self, policy: VectorIndexPolicy) -> FaissBackend:
         """This index, or a rebuilt one, as `policy` wants it for the current corpus size."""
@@ -255,7 +272,7 @@ class FaissBackend(VectorBackend):
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about this index."""
-        described: dict[str, Any] = {"kind": self.kind}
+        described: dict[str, Any] = {"kind": self.kind, "stored_as": self._stored_as()}
         if self.kind == "ivf":
             described.update(lists=self.lists, probes=int(self._index.nprobe))
         elif self.kind == "hnsw":
@@ -267,6 +284,13 @@ class FaissBackend(VectorBackend):
                 deleted=self._dead,
             )
         return described
+
+    def _stored_as(self) -> str:
+        if self.kind == "ivf":
+            half = self._index.invlists.code_size == 2 * self.dimension
+        else:
+            half = isinstance(faiss.downcast_index(self._index.index), faiss.IndexHNSWSQ)
+        return "float16" if half else "float32"
 
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))

@@ -34,8 +34,8 @@ _CHUNK = 100_000
 _SEED = 7
 # Search efforts tried on each approximate index, for the recall/latency curve.
 SWEEPS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "hnsw": ("ef_search", (32, 64, 128, 256, 512)),
-    "ivf": ("probes", (8, 16, 32, 64, 128)),
+    "hnsw": ("ef_search", (64, 128, 256, 512, 768, 1024, 1536)),
+    "ivf": ("probes", (32, 64, 128, 256, 384, 512)),
 }
 
 
@@ -171,7 +171,7 @@ def _build_settings(kind: str) -> str:
     from qa.backends import faiss_backend as settings
 
     if kind == "hnsw":
-        return f"m{settings.HNSW_NEIGHBORS}-efc{settings.HNSW_EF_CONSTRUCTION}"
+        return f"m{settings.HNSW_NEIGHBORS}-efc{settings.HNSW_EF_CONSTRUCTION}-{settings.STORAGE}"
     return kind
 
 
