@@ -87,6 +87,10 @@ def test_build_is_idempotent_and_writes_a_sentence_transformers_directory(real_e
     assert [m["type"].rsplit(".", 1)[-1] for m in modules] == ["Transformer", "Pooling", "Normalize"]
     st_config = json.loads((model_dir / "config_sentence_transformers.json").read_text())
     assert st_config["prompts"] == {"query": "query: ", "document": "passage: "}
+    # the special tokens are listed where transformers looks first, so it need not parse tokenizer.json
+    tokenizer_config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    special = {int(i): t["content"] for i, t in tokenizer_config["added_tokens_decoder"].items()}
+    assert special == {0: "<s>", 1: "<pad>", 2: "</s>", 3: "<unk>", 250001: "<mask>"}
 
 
 @pytest.mark.model
