@@ -77,8 +77,9 @@ class BatchingEncoder:
             if self._closed:
                 raise RuntimeError("the encoder is closed")
             if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="query-encoder", daemon=True)
-                self._worker.start()
+                worker = threading.Thread(target=self._work, name="query-encoder", daemon=True)
+                worker.start()  # a failure to start raises here, before anything waits on it
+                self._worker = worker
             self._queue.append(pending)
             self._condition.notify_all()
             while not pending.done:
@@ -98,14 +99,29 @@ class BatchingEncoder:
             worker.join()
 
     def _work(self) -> None:
-        while True:
-            with self._condition:
-                while not self._queue and not self._closed:
-                    self._condition.wait()
-                if not self._queue:
-                    return
-                batch = self._take_batch()
-            self._run(batch)
+        try:
+            while True:
+                with self._condition:
+                    while not self._queue and not self._closed:
+                        self._condition.wait()
+                    if not self._queue:
+                        return
+                    batch = self._take_batch()
+                self._run(batch)
+        finally:
+            self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
+        """However the encoder thread ends, no caller is left waiting for it: the queued ones get
+        an error, and the next question starts a new thread (unless closed)."""
+        with self._condition:
+            error = RuntimeError("the query encoder stopped; ask again")
+            while self._queue:
+                request = self._queue.popleft()
+                request.error, request.done = error, True
+            if self._worker is threading.current_thread():
+                self._worker = None
+            self._condition.notify_all()
 
     def _take_batch(self) -> list[_Pending]:
         """The oldest requests, up to `max_batch` texts (always at least one request)."""

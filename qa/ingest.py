@@ -147,6 +147,8 @@ def ingest_documents(
             report.unchanged.append(item.id)
             continue
         taken.add(item.id)
+        # A later copy of a document still waiting replaces it before it costs an embedding.
+        waiting[:] = [chunked for chunked in waiting if chunked.document.id != item.id]
         waiting.append(chunk_document(item, encoder, snapshot.chunking))
         if sum(len(chunked.texts) for chunked in waiting) >= _EMBED_GROUP_TEXTS:
             embed_waiting()

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+# 4 bound variables a passage: 200 stay far below SQLite's smallest limit (999 before 3.32).
+_PASSAGES_PER_QUERY = 200
+
 SCHEMA = """
 CREATE TABLE documents (
     id TEXT PRIMARY KEY,
@@ -182,19 +185,20 @@ class Store:
 
     def sentences_of(self, passages: Sequence[StoredPassage]) -> dict[int, list[tuple[int, int, np.ndarray]]]:
         """`sentences_within` for many passages in one query (a question looks at ~50)."""
-        if not passages:
-            return {}
-        rows_wanted = ",".join("(?,?,?,?)" for _ in passages)
-        values = [value for p in passages for value in (p.id, p.document_id, p.start, p.end)]
-        with self._lock:
-            rows = self._db.execute(
-                f"WITH wanted(passage, document, first, last) AS (VALUES {rows_wanted})"
-                " SELECT wanted.passage, sentences.start, sentences.end, sentences.vector"
-                " FROM wanted JOIN sentences ON sentences.document_id = wanted.document"
-                " AND sentences.start >= wanted.first AND sentences.end <= wanted.last"
-                " ORDER BY wanted.passage, sentences.start",
-                values,
-            ).fetchall()
+        rows = []
+        for first in range(0, len(passages), _PASSAGES_PER_QUERY):
+            chunk = passages[first : first + _PASSAGES_PER_QUERY]
+            rows_wanted = ",".join("(?,?,?,?)" for _ in chunk)
+            values = [value for p in chunk for value in (p.id, p.document_id, p.start, p.end)]
+            with self._lock:
+                rows += self._db.execute(
+                    f"WITH wanted(passage, document, first, last) AS (VALUES {rows_wanted})"
+                    " SELECT wanted.passage, sentences.start, sentences.end, sentences.vector"
+                    " FROM wanted JOIN sentences ON sentences.document_id = wanted.document"
+                    " AND sentences.start >= wanted.first AND sentences.end <= wanted.last"
+                    " ORDER BY wanted.passage, sentences.start",
+                    values,
+                ).fetchall()
         found: dict[int, list[tuple[int, int, np.ndarray]]] = {p.id: [] for p in passages}
         for passage_id, start, end, vector in rows:
             found[passage_id].append((start, end, np.frombuffer(vector, dtype=np.float16).astype(np.float32)))

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from qa import ingest as ingest_module
 from qa.documents import Document, Skipped
 from qa.errors import IndexStateError, NotFoundError
 from qa.index import MANIFEST, Index
@@ -208,6 +209,18 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_serving(service, tmp_path, fa
     assert ids_found(service, "Geneva constitution")[0] == "geneva"
 
 
+class CountingEncoder(FakeEncoder):
+    """Records every text it embeds as a document."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded: list[str] = []
+
+    def encode_documents(self, texts, *, show_progress=None):
+        self.embedded.extend(texts)
+        return super().encode_documents(texts, show_progress=show_progress)
+
+
 def test_documents_embedded_together_get_the_vectors_they_get_alone(tmp_path, fake_encoder, monkeypatch):
     """Ingest embeds several documents' texts in one call; each gets back its own vectors."""
     from qa import ingest as ingest_module
@@ -218,7 +231,9 @@ def test_documents_embedded_together_get_the_vectors_they_get_alone(tmp_path, fa
         for n in range(7)
     ]
     index = open_index(tmp_path / "index", fake_encoder)
-    ingest_documents(index, fake_encoder, [*documents, documents[3]])  # a repeat is not embedded twice
+    changed = doc("doc3", documents[3].text + " A later version adds this sentence.")
+    ingest_documents(index, fake_encoder, [*documents, changed])  # the later copy wins
+    documents[3] = changed
     snapshot = index.snapshot()
     ids, vectors = snapshot.vectors.contents()
     stored = snapshot.store.passages_by_id([int(i) for i in ids])
@@ -261,4 +276,21 @@ def test_sentences_of_many_passages_are_each_passages_own(tmp_path, fake_encoder
             expected = fake_encoder.encode_documents([texts[passage.document_id][start:end].strip()])[0]
             assert float(vector @ expected) > 0.99
     assert store.sentences_of([]) == {}
+    index.close()
+
+
+def test_a_later_copy_of_a_waiting_document_replaces_it_before_it_is_embedded(tmp_path, fake_encoder):
+    first = doc("a", "Alpha\nThe first version of the report.")
+    later = doc("a", "Alpha\nThe second version of the report, corrected.")
+    other = doc("b", "Beta\nAnother report on Idlib.")
+    index = open_index(tmp_path / "index", fake_encoder)
+    counting = CountingEncoder()
+    report = ingest_documents(index, counting, [first, other, later])
+    chunking = index.snapshot().chunking
+    expected = [
+        t for d in (other, later) for t in ingest_module.chunk_document(d, fake_encoder, chunking).texts
+    ]
+    assert sorted(counting.embedded) == sorted(expected)  # the first version cost no embedding
+    assert sorted(report.added) == ["a", "b"]
+    assert index.snapshot().store.get_document("a").text == later.text
     index.close()

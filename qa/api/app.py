@@ -68,6 +68,9 @@ def _lifespan(
             yield
         finally:
             if service is None:  # we opened it, we close it
+                close_encoder = getattr(loaded.encoder, "close", None)
+                if close_encoder is not None:  # the micro-batcher's encoder thread
+                    await anyio.to_thread.run_sync(close_encoder)
                 loaded.index.close()
 
     return lifespan

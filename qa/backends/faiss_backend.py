@@ -39,9 +39,11 @@ HNSW_NEIGHBORS = 32
 # Construction effort. A better graph finds more at the same search effort; the build (~6 min
 # per million vectors on two cores) stays small beside embedding those passages (~7 hours).
 HNSW_EF_CONSTRUCTION = 80
-# Search effort: keeps recall@10 >= 0.95 at a million vectors within ~4 ms (docs/benchmarks.md).
-# Smaller corpora pay less: the work grows with the log of the corpus size.
+# Search effort at a million vectors: recall@10 0.955 in ~4 ms (docs/benchmarks.md). The effort
+# that reaches the same recall shrinks with the corpus (~200 at 100k), and a fixed 1024 would
+# visit nearly all of a 20k corpus, slower than exact search: it scales with sqrt(size).
 HNSW_EF_SEARCH = 1024
+_HNSW_EF_SEARCH_RANGE = (128, 2048)
 _HNSW_DEAD_SHARE_REBUILD = 0.25
 _LIVE_IDS = (0, 2**62)  # passage ids are positive; tombstones are negative
 # Searches of fewer rows than this run on the calling thread alone. A question is one row:
@@ -75,8 +77,14 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def hnsw_ef_search() -> int:
-    return max(1, _env_int("QA_HNSW_EF_SEARCH", HNSW_EF_SEARCH))
+def hnsw_ef_search(count: int) -> int:
+    """HNSW's search effort for `count` vectors: QA_HNSW_EF_SEARCH when set, else 1024 at a
+    million vectors scaled by sqrt(count / 1M), kept within 128-2048."""
+    configured = os.environ.get("QA_HNSW_EF_SEARCH")
+    if configured:
+        return max(1, int(configured))
+    low, high = _HNSW_EF_SEARCH_RANGE
+    return int(min(high, max(low, round(HNSW_EF_SEARCH * math.sqrt(count / 1_000_000)))))
 
 
 def ivf_lists_for(count: int) -> int:
@@ -150,8 +158,8 @@ class FaissBackend(VectorBackend):
         self.dimension = dimension
         self._index = index if index is not None else self._empty()
         self._dead = 0
+        self._ef_search_override: int | None = None  # set by `tune`
         if kind == "hnsw":
-            self._hnsw().efSearch = hnsw_ef_search()
             self._dead = int((faiss.vector_to_array(self._index.id_map) < 0).sum())
 
     def _hnsw(self) -> Any:
@@ -217,14 +225,25 @@ class FaissBackend(VectorBackend):
                 np.zeros((len(queries), 0), dtype=np.int64),
             )
         k = min(k, len(self))
-        # The thread count is a per-thread OpenMP setting, so this changes only the caller's searches.
+        # The thread count is a per-thread OpenMP setting: set for this search, then restored, so
+        # that builds and batch searches on this thread keep all cores.
+        previous_threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1 if len(queries) < _PARALLEL_SEARCH_ROWS else _SEARCH_THREADS)
-        if not self._dead:
-            return self._index.search(queries, k)
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = max(self._hnsw().efSearch, k)
-        params.sel = faiss.IDSelectorRange(*_LIVE_IDS)
-        return self._index.search(queries, k, params=params)
+        try:
+            if self.kind != "hnsw":
+                return self._index.search(queries, k)
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(self.ef_search, k)
+            if self._dead:
+                params.sel = faiss.IDSelectorRange(*_LIVE_IDS)
+            return self._index.search(queries, k, params=params)
+        finally:
+            faiss.omp_set_num_threads(previous_threads)
+
+    @property
+    def ef_search(self) -> int:
+        """The HNSW search effort used now (it follows the corpus size unless tuned)."""
+        return self._ef_search_override or hnsw_ef_search(len(self))
 
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """All live (ids, vectors), for rebuilding the index as another kind."""
@@ -251,6 +270,8 @@ class FaissBackend(VectorBackend):
     def adapted(self, policy: VectorIndexPolicy) -> FaissBackend:
         """This index, or a rebuilt one, as `policy` wants it for the current corpus size."""
         wanted = policy.kind_for(len(self), self.kind)
+        # (An IVF index trained before the lists became ~4 sqrt(n) meets this once: rebuilt on its
+        # next write, with float16 lists.)
         stale = (self.kind == "ivf" and ivf_lists_for(len(self)) >= 4 * self.lists) or (
             self._dead > _HNSW_DEAD_SHARE_REBUILD * self._index.ntotal
         )
@@ -262,7 +283,7 @@ class FaissBackend(VectorBackend):
     def tune(self, *, ef_search: int | None = None, probes: int | None = None) -> None:
         """Trade recall for speed at search time: HNSW's candidate list, IVF's lists probed."""
         if ef_search is not None and self.kind == "hnsw":
-            self._hnsw().efSearch = max(1, ef_search)
+            self._ef_search_override = max(1, ef_search)
         if probes is not None and self.kind == "ivf":
             self._index.nprobe = max(1, min(probes, self.lists))
 
@@ -280,7 +301,7 @@ class FaissBackend(VectorBackend):
             described.update(
                 neighbors=HNSW_NEIGHBORS,
                 ef_construction=int(hnsw.efConstruction),
-                ef_search=int(hnsw.efSearch),
+                ef_search=self.ef_search,
                 deleted=self._dead,
             )
         return described
