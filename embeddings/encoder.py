@@ -17,12 +17,15 @@ from typing import Protocol
 
 import numpy as np
 
-from embeddings.build import build_model, default_model_dir, missing_files
+from embeddings.build import MANIFEST, build_model, default_model_dir, missing_files
 from embeddings.errors import ModelError
 
 # Files sentence-transformers needs to load a directory as a model.
 _ST_DIRECTORY_FILES = ("modules.json", "config.json")
 _FINGERPRINT_SAMPLE = 1 << 16
+# Not part of a model's fingerprint (nor are hidden and *.lock files): the build manifest, whose
+# `built_at` changes on every rebuild, and the generated model card.
+_BOOKKEEPING_FILES = frozenset({MANIFEST, "README.md"})
 # Batches above this size show a progress bar when stderr is a terminal.
 _PROGRESS_THRESHOLD = 256
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -43,15 +46,15 @@ class TextEncoder(Protocol):
 
 
 def model_fingerprint(model_dir: Path) -> str:
-    """Identify a model directory by its files' names, sizes and first/last 64 KiB.
+    """Identify a model by the files that shape its vectors, so an index refuses another model's
+    vectors but survives a rebuild of the same one.
 
-    Reading whole weight files would cost seconds on every start; the sampled bytes change
-    whenever the weights, tokenizer or configuration change.
+    Bookkeeping is excluded rather than model files listed: a QA_MODEL directory may name its
+    files freely. Sampling each file's first/last 64 KiB keeps startup fast (hashing whole
+    weights would take seconds).
     """
     digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        if path.name == "README.md":  # generated model card; says nothing about the weights
-            continue
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and _determines_vectors(p, model_dir)):
         size = path.stat().st_size
         digest.update(f"{path.relative_to(model_dir)}\0{size}\0".encode())
         with path.open("rb") as handle:
@@ -60,6 +63,15 @@ def model_fingerprint(model_dir: Path) -> str:
                 handle.seek(max(size - _FINGERPRINT_SAMPLE, _FINGERPRINT_SAMPLE))
                 digest.update(handle.read())
     return digest.hexdigest()[:16]
+
+
+def _determines_vectors(path: Path, model_dir: Path) -> bool:
+    relative = path.relative_to(model_dir)
+    return not (
+        path.name in _BOOKKEEPING_FILES
+        or path.suffix == ".lock"
+        or any(part.startswith(".") for part in relative.parts)  # .gitattributes, .cache/huggingface/
+    )
 
 
 def resolve_model(spec: str | Path | None = None, *, progress: bool = True) -> tuple[str, Path | None]:

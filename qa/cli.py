@@ -118,9 +118,12 @@ def ingest(paths: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
 
     items = list(iter_documents(paths))  # fails on a missing path before loading the model
     service = open_service(index_dir)
-    report = ingest_documents(
-        service.index, service.encoder, items, progress=sys.stderr.isatty(), total=len(items)
-    )
+    try:
+        report = ingest_documents(
+            service.index, service.encoder, items, progress=sys.stderr.isatty(), total=len(items)
+        )
+    finally:
+        service.index.close()  # waits for a compaction the write may have started
     for skipped in report.failed:
         click.echo(f"skipped {skipped.path}: {skipped.reason}", err=True)
     if as_json:
@@ -209,15 +212,13 @@ def docs(index_dir: Path, as_json: bool) -> None:
     Example:
       qa docs --json
     """
-    from qa.service import open_service
-
-    store = open_service(index_dir, create=False).index.snapshot().store
-    for document in store.list_documents(limit=1_000_000):
-        if as_json:
-            row = {"id": document.id, "title": document.title, "source": document.source}
-            click.echo(json.dumps(row | {"passages": document.passages}, ensure_ascii=False))
-        else:
-            click.echo(f"{document.id}\t{document.passages} passages\t{document.title}")
+    with _open_index(index_dir) as index, index.view() as view:
+        for document in view.list_documents(limit=1_000_000):
+            if as_json:
+                row = {"id": document.id, "title": document.title, "source": document.source}
+                click.echo(json.dumps(row | {"passages": document.passages}, ensure_ascii=False))
+            else:
+                click.echo(f"{document.id}\t{document.passages} passages\t{document.title}")
 
 
 @main.command()
@@ -231,10 +232,63 @@ def remove(document_id: str, index_dir: Path) -> None:
       qa remove 002_b8689e71eb8b336f
     """
     from qa.ingest import remove_document
-    from qa.service import open_service
 
-    remove_document(open_service(index_dir, create=False).index, document_id)
+    with _open_index(index_dir) as index:
+        remove_document(index, document_id)
     click.echo(f"removed {document_id}")
+
+
+@main.command()
+@INDEX_OPTION
+def export(index_dir: Path) -> None:
+    """Print every document as JSON lines (id, title, source, text), ready for qa ingest.
+
+    Rebuilds an index without the original files, for example for another model:
+
+    \b
+    Example:
+      qa export --index data/index > documents.jsonl
+      qa ingest documents.jsonl --index data/new-index
+    """
+    with _open_index(index_dir) as index, index.view() as view:
+        for document in view.iter_documents():
+            row = {
+                "id": document.id,
+                "title": document.title,
+                "source": document.source,
+                "text": document.text,
+            }
+            click.echo(json.dumps(row, ensure_ascii=False))
+
+
+@main.command()
+@INDEX_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def compact(index_dir: Path, as_json: bool) -> None:
+    """Fold the vectors written since the last checkpoint into a new one.
+
+    Runs by itself when they pile up; safe while servers and other commands use the index.
+
+    \b
+    Example:
+      qa compact --index /srv/qa-index
+    """
+    with _open_index(index_dir) as index:
+        figures = index.compact()
+    if as_json:
+        click.echo(json.dumps(figures))
+    else:
+        click.echo(
+            f"compacted: {figures['vectors']} vectors ({figures['kind']}), {figures['folded']} logged "
+            f"changes folded in {figures['seconds']:.1f} s"
+        )
+
+
+def _open_index(index_dir: Path):
+    """The index alone, without loading the model: for commands that neither embed nor search."""
+    from qa.index import open_index
+
+    return open_index(index_dir, None, create=False)
 
 
 from qa.eval_cli import eval_command  # noqa: E402  (registered last: the command lives in its own module)

@@ -25,6 +25,15 @@ class IndexStateError(QAError):
     """The index is missing, corrupt, or was built with another model."""
 
 
+class StorageError(IndexStateError):
+    """The disk refused a read or write of the index (full, read-only, I/O error); what was
+    published before is intact. `disk_full` picks HTTP 507 over 503."""
+
+    def __init__(self, message: str, *, disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
+
+
 class NotFoundError(QAError):
     """A document id that is not in the index."""
 

@@ -1,7 +1,7 @@
 """Adding, replacing and removing documents: chunk → embed → one atomic index write.
 
-Everything is embedded before the index is touched, and the whole batch is published as one
-new generation, so an interrupted or failed ingest leaves the previous index as it was.
+Everything is embedded before the index is touched, and the whole batch is one write, so an
+interrupted or failed ingest leaves the previous index as it was.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embeddings.encoder import TextEncoder
-from qa.backends.base import VectorBackend
 from qa.chunking import ChunkingSettings, Span, chunk_text
 from qa.documents import Document, Skipped
 from qa.errors import NotFoundError
-from qa.index import Index
+from qa.index import DocumentUpsert, IndexBackend, PassageUpsert, SentenceVector
 from qa.lexical import lexical_text
-from qa.store import NewPassage, NewSentence, Store
 from qa.textnorm import clean_text
 
 
@@ -28,7 +26,7 @@ class PreparedDocument:
     document: Document
     passages: list[Span]
     passage_vectors: np.ndarray
-    sentences: list[NewSentence]
+    sentences: list[SentenceVector]
 
 
 @dataclass
@@ -94,7 +92,7 @@ def embed_documents(chunked: list[ChunkedDocument], encoder: TextEncoder) -> lis
                 passages=item.passages,
                 passage_vectors=mine[:passages],
                 sentences=[
-                    NewSentence(span.start, span.end, vector)
+                    SentenceVector(span.start, span.end, vector)
                     for span, vector in zip(item.sentences, mine[passages:], strict=True)
                 ],
             )
@@ -118,7 +116,7 @@ def _progress(items: Iterable, enabled: bool, total: int | None):
 
 
 def ingest_documents(
-    index: Index,
+    index: IndexBackend,
     encoder: TextEncoder,
     items: Iterable[Document | Skipped],
     *,
@@ -128,8 +126,8 @@ def ingest_documents(
     """Add new documents, replace changed ones (by content hash), skip unchanged ones."""
     started = time.perf_counter()
     report = IngestReport()
-    snapshot = index.snapshot()
-    known = snapshot.store.content_hashes()
+    with index.view() as view:
+        known = view.content_hashes()
     prepared: dict[str, PreparedDocument] = {}
     waiting: list[ChunkedDocument] = []
     taken: set[str] = set()  # ids chunked in this call: a later copy of one replaces it
@@ -149,51 +147,33 @@ def ingest_documents(
         taken.add(item.id)
         # A later copy of a document still waiting replaces it before it costs an embedding.
         waiting[:] = [chunked for chunked in waiting if chunked.document.id != item.id]
-        waiting.append(chunk_document(item, encoder, snapshot.chunking))
+        waiting.append(chunk_document(item, encoder, index.chunking))
         if sum(len(chunked.texts) for chunked in waiting) >= _EMBED_GROUP_TEXTS:
             embed_waiting()
     if waiting:
         embed_waiting()
 
-    for document_id in prepared:
-        (report.replaced if document_id in known else report.added).append(document_id)
     if prepared:
-        index.write(lambda store, vectors: _apply(store, vectors, prepared.values()))
+        # Added or replaced as found by the write itself: another process may have written since.
+        written = index.write([_upsert(p) for p in prepared.values()])
+        report.added, report.replaced = written.added, written.replaced
     report.passages = sum(len(p.passages) for p in prepared.values())
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _apply(store: Store, vectors: VectorBackend, documents: Iterable[PreparedDocument]) -> None:
-    next_id = store.max_passage_id() + 1
-    now = time.time()
-    for prepared in documents:
-        doc = prepared.document
-        vectors.delete(np.array(store.delete_document(doc.id), dtype=np.int64))
-        ids = np.arange(next_id, next_id + len(prepared.passages), dtype=np.int64)
-        next_id += len(prepared.passages)
-        store.add_document(
-            doc.id,
-            doc.title,
-            doc.source,
-            doc.text,
-            doc.content_hash,
-            now,
-            [
-                NewPassage(int(pid), span.start, span.end, lexical_text(doc.text[span.start : span.end]))
-                for pid, span in zip(ids, prepared.passages, strict=True)
-            ],
-            prepared.sentences,
-        )
-        vectors.add(ids, prepared.passage_vectors)
+def _upsert(prepared: PreparedDocument) -> DocumentUpsert:
+    doc = prepared.document
+    passages = [
+        PassageUpsert(span.start, span.end, vector, lexical_text(doc.text[span.start : span.end]))
+        for span, vector in zip(prepared.passages, prepared.passage_vectors, strict=True)
+    ]
+    return DocumentUpsert(
+        doc.id, doc.title, doc.source, doc.text, doc.content_hash, passages, prepared.sentences
+    )
 
 
-def remove_document(index: Index, document_id: str) -> None:
+def remove_document(index: IndexBackend, document_id: str) -> None:
     """Delete a document's passages from the store, the lexical index and the vectors."""
-    if index.snapshot().store.get_document(document_id) is None:
+    if index.write(deletes=[document_id]).missing:
         raise NotFoundError(f"no document with id {document_id!r} in the index")
-
-    def change(store: Store, vectors: VectorBackend) -> None:
-        vectors.delete(np.array(store.delete_document(document_id), dtype=np.int64))
-
-    index.write(change)

@@ -14,10 +14,9 @@ import numpy as np
 from embeddings.encoder import TextEncoder
 from qa.errors import QuestionError
 from qa.fusion import FUSIONS, convex_fusion, reciprocal_rank_fusion
-from qa.index import Index, Snapshot
+from qa.index import IndexBackend, IndexView, SentenceVector, StoredPassage
 from qa.lexical import query_terms
 from qa.schema import AnswerSpan, AskResponse, DocumentRef, PassageHit
-from qa.store import StoredPassage
 from qa.textnorm import clean_text, has_arabic
 
 MODES = ("hybrid", "dense", "lexical")
@@ -55,7 +54,7 @@ class SearchSettings:
 @dataclass
 class _Candidate:
     passage: StoredPassage
-    sentences: list[tuple[int, int, np.ndarray]]
+    sentences: list[SentenceVector]
     best_sentence: int  # index into sentences, -1 when there are none
     best_sentence_score: float
 
@@ -83,13 +82,10 @@ def validate_mode(mode: str | None, default: str) -> str:
     return mode
 
 
-def lexical_query(question: str) -> str:
-    """An FTS5 OR-query over the stemmed words of the question (BM25 weighs them)."""
-    return " OR ".join(f'"{term}"' for term in query_terms(question))
-
-
 class SearchService:
-    def __init__(self, index: Index, encoder: TextEncoder, settings: SearchSettings | None = None) -> None:
+    def __init__(
+        self, index: IndexBackend, encoder: TextEncoder, settings: SearchSettings | None = None
+    ) -> None:
         self.index = index
         self.encoder = encoder
         self.settings = settings or SearchSettings()
@@ -104,39 +100,37 @@ class SearchService:
         k = validate_k(k)
         mode = validate_mode(mode, self.settings.mode)
         vectors = self.encoder.encode_queries([clean_text(q) for q in cleaned])
-        snapshot = self.index.snapshot()
-        responses = [self._answer(snapshot, q, v, k, mode) for q, v in zip(cleaned, vectors, strict=True)]
+        with self.index.view() as view:
+            responses = [self._answer(view, q, v, k, mode) for q, v in zip(cleaned, vectors, strict=True)]
         took_ms = round((time.perf_counter() - started) * 1000 / max(len(questions), 1), 3)
         for response in responses:
             response.took_ms = took_ms
         return responses
 
-    def rank(
-        self, snapshot: Snapshot, question: str, vector: np.ndarray, mode: str
-    ) -> list[tuple[int, float]]:
+    def rank(self, view: IndexView, question: str, vector: np.ndarray, mode: str) -> list[tuple[int, float]]:
         """Passage ids with scores, best first (exposed for evaluation of each mode)."""
-        ranked, _ = self._rank(snapshot, question, vector, mode)
+        ranked, _ = self._rank(view, question, vector, mode)
         return ranked
 
     def _rank(
-        self, snapshot: Snapshot, question: str, vector: np.ndarray, mode: str
+        self, view: IndexView, question: str, vector: np.ndarray, mode: str
     ) -> tuple[list[tuple[int, float]], dict[int, _Candidate]]:
         s = self.settings
         candidates: dict[int, _Candidate] = {}
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if mode in ("dense", "hybrid"):
-            dense = self._dense(snapshot, vector, candidates)
+            dense = self._dense(view, vector, candidates)
             if mode == "dense":
                 return dense, candidates
         lexical_weight = s.lexical_weight
         if mode == "hybrid":
-            lexical_weight = self._lexical_weight(snapshot, question, dense, candidates)
+            lexical_weight = self._lexical_weight(view, question, dense, candidates)
             if lexical_weight == 0:
                 return dense, candidates
-        query = lexical_query(question)
-        if query:
-            lexical = snapshot.store.lexical_search(query, s.candidates)
+        terms = query_terms(question)
+        if terms:
+            lexical = view.lexical_search(terms, s.candidates)
         if mode == "lexical":
             return lexical, candidates
         weights = [s.dense_weight, lexical_weight]
@@ -146,7 +140,7 @@ class SearchService:
 
     def _lexical_weight(
         self,
-        snapshot: Snapshot,
+        view: IndexView,
         question: str,
         dense: list[tuple[int, float]],
         candidates: dict[int, _Candidate],
@@ -159,20 +153,20 @@ class SearchService:
         if not dense:
             return self.settings.lexical_weight
         top = candidates[dense[0][0]].passage
-        document = snapshot.store.documents_by_id([top.document_id])[top.document_id]
+        document = view.documents([top.document_id])[top.document_id]
         if has_arabic(question) == has_arabic(document.text[top.start : top.end]):
             return self.settings.lexical_weight
         return self.settings.cross_lingual_lexical_weight
 
     def _dense(
-        self, snapshot: Snapshot, vector: np.ndarray, candidates: dict[int, _Candidate]
+        self, view: IndexView, vector: np.ndarray, candidates: dict[int, _Candidate]
     ) -> list[tuple[int, float]]:
-        scores, ids = snapshot.vectors.search(vector[None, :], self.settings.candidates)
-        passages = snapshot.store.passages_by_id([int(i) for i in ids[0] if i >= 0])
-        sentences = snapshot.store.sentences_of(list(passages.values()))
+        found = view.dense_search(vector, self.settings.candidates)
+        passages = view.passages(passage_id for passage_id, _ in found)
+        sentences = view.sentences(list(passages.values()))
         rescored = []
-        for passage_id, score in zip(ids[0], scores[0], strict=True):
-            passage = passages.get(int(passage_id))
+        for passage_id, score in found:
+            passage = passages.get(passage_id)
             if passage is None:
                 continue
             candidate = self._candidate(passage, sentences[passage.id], vector)
@@ -184,33 +178,30 @@ class SearchService:
         return rescored
 
     @staticmethod
-    def _candidate(
-        passage: StoredPassage, sentences: list[tuple[int, int, np.ndarray]], vector: np.ndarray
-    ) -> _Candidate:
+    def _candidate(passage: StoredPassage, sentences: list[SentenceVector], vector: np.ndarray) -> _Candidate:
         if not sentences:
             return _Candidate(passage, sentences, -1, 0.0)
-        similarities = np.stack([s[2] for s in sentences]) @ vector
+        similarities = np.stack([s.vector for s in sentences]) @ vector
         best = int(np.argmax(similarities))
         return _Candidate(passage, sentences, best, float(similarities[best]))
 
-    def _answer(
-        self, snapshot: Snapshot, question: str, vector: np.ndarray, k: int, mode: str
-    ) -> AskResponse:
-        ranked, candidates = self._rank(snapshot, question, vector, mode)
+    def _answer(self, view: IndexView, question: str, vector: np.ndarray, k: int, mode: str) -> AskResponse:
+        ranked, candidates = self._rank(view, question, vector, mode)
         top = ranked[:k]
         missing = [pid for pid, _ in top if pid not in candidates]
-        passages = snapshot.store.passages_by_id(missing)
-        sentences = snapshot.store.sentences_of(list(passages.values()))
+        passages = view.passages(missing)
+        sentences = view.sentences(list(passages.values()))
         for pid, passage in passages.items():
             candidates[pid] = self._candidate(passage, sentences[pid], vector)
-        documents = snapshot.store.documents_by_id(candidates[pid].passage.document_id for pid, _ in top)
+        documents = view.documents(candidates[pid].passage.document_id for pid, _ in top)
         hits = []
         for rank, (pid, score) in enumerate(top, start=1):
             candidate = candidates[pid]
             passage = candidate.passage
             document = documents[passage.document_id]
             if candidate.best_sentence >= 0:
-                start, end, _ = candidate.sentences[candidate.best_sentence]
+                best = candidate.sentences[candidate.best_sentence]
+                start, end = best.start, best.end
             else:
                 start, end = passage.start, passage.end
             hits.append(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from embeddings.encoder import Encoder, TextEncoder
 from qa.batching import DEFAULT_MAX_BATCH, BatchingEncoder
-from qa.index import Index, ModelIdentity, default_index_dir
+from qa.index import ModelIdentity, default_index_location, open_index
 from qa.search import SearchService, SearchSettings
 
 
@@ -45,14 +45,14 @@ def open_service(
     create: bool = True,
     settings: SearchSettings | None = None,
 ) -> SearchService:
-    """The search service over `index_dir` (default: $QA_INDEX_DIR or data/index).
+    """The search service over the index at `index_dir` (default: $QA_INDEX_DIR or data/index).
 
     Questions asked at the same time from several threads (the server's workers) share one
     forward pass of the model (see `qa.batching`).
     """
     _limit_model_threads(model_threads())
     encoder = encoder or Encoder()
-    index = Index.open(Path(index_dir or default_index_dir()), model_identity(encoder), create=create)
+    index = open_index(index_dir or default_index_location(), model_identity(encoder), create=create)
     batch = query_batch_size()
     if batch > 1 and not isinstance(encoder, BatchingEncoder):
         encoder = BatchingEncoder(encoder, max_batch=batch)

@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa.backends.faiss_backend import FaissBackend, VectorIndexPolicy
 from qa.batching import BatchingEncoder
 from qa.documents import Document
 from qa.errors import IndexStateError
-from qa.index import MANIFEST, Index
+from qa.index import IndexBackend, open_index
+from qa.index.local import MANIFEST
+from qa.index.local.faiss_index import FaissBackend, VectorIndexPolicy
 from qa.ingest import ingest_documents, remove_document
 from qa.search import SearchService
 from qa.service import model_identity, open_service
@@ -227,7 +229,7 @@ def test_more_search_effort_finds_at_least_as_many_true_neighbours(kind, setting
 
 
 def test_hnsw_search_effort_follows_the_corpus_size_unless_set(monkeypatch):
-    from qa.backends import faiss_backend
+    from qa.index.local import faiss_index as faiss_backend
 
     monkeypatch.delenv("QA_HNSW_EF_SEARCH", raising=False)
     assert faiss_backend.hnsw_ef_search(1_000_000) == faiss_backend.HNSW_EF_SEARCH
@@ -326,7 +328,7 @@ def test_policy_settings_resolve_argument_then_environment_then_manifest(monkeyp
 def test_a_bad_vector_index_setting_is_a_clear_error(tmp_path, monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(IndexStateError, match="QA_VECTOR_INDEX"):
-        Index.open(tmp_path / "index", model_identity(FakeEncoder()))
+        open_index(tmp_path / "index", model_identity(FakeEncoder()))
 
 
 TOPICS = ["Idlib ceasefire", "Geneva constitution", "Brussels conference", "Moscow visit", "Ankara talks"]
@@ -341,40 +343,46 @@ def _documents(count: int) -> list[Document]:
     ]
 
 
-def _manifest(index: Index) -> dict:
-    return json.loads((index.directory / MANIFEST).read_text())["vector_index"]
+def _manifest(index: IndexBackend) -> dict:
+    """What the manifest records once the logged vectors are folded into a new checkpoint (where
+    the corpus size picks the kind of vector index)."""
+    index.compact()
+    return json.loads((Path(index.location) / MANIFEST).read_text())["vector_index"]
+
+
+def _vectors(index: IndexBackend):
+    with index.view() as view:
+        return view.vectors
 
 
 def test_the_index_switches_to_hnsw_as_it_grows_and_back_as_it_shrinks(tmp_path, monkeypatch):
     monkeypatch.setenv("QA_VECTOR_INDEX_SWITCH_AT", "10")
     encoder = FakeEncoder()
-    index = Index.open(tmp_path / "index", model_identity(encoder))
+    index = open_index(tmp_path / "index", model_identity(encoder))
     assert _manifest(index) == {"kind": "flat", "stored_as": "float32", "policy": "auto", "switch_at": 10}
 
     documents = _documents(12)
     ingest_documents(index, encoder, documents[:6])
     assert _manifest(index)["kind"] == "flat"
     ingest_documents(index, encoder, documents[6:])
-    assert _manifest(index)["kind"] == "hnsw" and len(index.snapshot().vectors) == 12
+    assert _manifest(index)["kind"] == "hnsw" and len(_vectors(index)) == 12
 
     service = SearchService(index, encoder)
     hits = service.ask("item7 Report 7", k=3, mode="dense").passages
     assert hits[0].document.id == "doc07"
 
     monkeypatch.delenv("QA_VECTOR_INDEX_SWITCH_AT")
-    reopened = Index.open(tmp_path / "index", model_identity(encoder))  # the manifest keeps the setting
-    assert (
-        reopened.vector_policy == VectorIndexPolicy("auto", 10) and reopened.snapshot().vectors.kind == "hnsw"
-    )
+    reopened = open_index(tmp_path / "index", model_identity(encoder))  # the manifest keeps the setting
+    assert reopened.vector_policy == VectorIndexPolicy("auto", 10) and _vectors(reopened).base.kind == "hnsw"
     for document in documents[:8]:
         remove_document(reopened, document.id)
-    assert _manifest(reopened)["kind"] == "flat" and len(reopened.snapshot().vectors) == 4
+    assert _manifest(reopened)["kind"] == "flat" and len(_vectors(reopened)) == 4
 
 
 def test_a_fixed_kind_overrides_the_automatic_choice(tmp_path, monkeypatch):
     monkeypatch.setenv("QA_VECTOR_INDEX_SWITCH_AT", "3")
     monkeypatch.setenv("QA_VECTOR_INDEX", "flat")
     encoder = FakeEncoder()
-    index = Index.open(tmp_path / "index", model_identity(encoder))
+    index = open_index(tmp_path / "index", model_identity(encoder))
     ingest_documents(index, encoder, _documents(8))
     assert _manifest(index)["kind"] == "flat" and _manifest(index)["policy"] == "flat"

@@ -11,7 +11,9 @@ import pytest
 from qa import ingest as ingest_module
 from qa.documents import Document, Skipped
 from qa.errors import IndexStateError, NotFoundError
-from qa.index import MANIFEST, Index
+from qa.index import IndexBackend, StoredDocument
+from qa.index import open_index as open_backend
+from qa.index.local import MANIFEST
 from qa.ingest import ingest_documents, remove_document
 from qa.search import SearchService
 from qa.service import model_identity
@@ -29,8 +31,18 @@ CORPUS = [
 ]
 
 
-def open_index(path, encoder=None) -> Index:
-    return Index.open(path, model_identity(encoder or FakeEncoder()))
+def open_index(path, encoder=None) -> IndexBackend:
+    return open_backend(path, model_identity(encoder or FakeEncoder()))
+
+
+def stored(index: IndexBackend, document_id: str) -> StoredDocument | None:
+    with index.view() as view:
+        return view.document(document_id)
+
+
+def assert_every_passage_has_its_vector(index: IndexBackend) -> None:
+    with index.view() as view:
+        assert len(view.vectors) == view.count_passages()
 
 
 def ids_found(service: SearchService, question: str, mode: str = "hybrid", k: int = 10) -> list[str]:
@@ -50,7 +62,8 @@ def test_ingest_reports_added_then_unchanged(tmp_path, fake_encoder):
     assert sorted(first.added) == ["brussels", "geneva", "moscow"] and first.passages >= 3
     second = ingest_documents(index, fake_encoder, CORPUS)
     assert sorted(second.unchanged) == ["brussels", "geneva", "moscow"] and not second.added
-    assert index.snapshot().generation == 1  # nothing changed, nothing written
+    with index.view() as view:
+        assert view.version == 1  # nothing changed, nothing written
 
 
 def test_skipped_files_are_reported_and_the_rest_ingested(tmp_path, fake_encoder):
@@ -73,16 +86,16 @@ def test_round_trip_save_and_load(service, tmp_path, fake_encoder):
         (h.document.id, h.start, h.end, h.answer.text) for h in before.passages
     ]
     manifest = json.loads((tmp_path / "index" / MANIFEST).read_text())
-    assert manifest["counts"] == {"documents": 3, "passages": manifest["counts"]["passages"]}
+    assert reopened.index.describe()["documents"] == 3
     assert manifest["model"]["fingerprint"] == fake_encoder.fingerprint
     assert manifest["chunking"]["max_tokens"] > 0
 
 
 def test_passage_text_and_answer_are_slices_of_the_document(service):
     for hit in service.ask("Jeffrey Brussels Idlib", k=5).passages:
-        stored = service.index.snapshot().store.get_document(hit.document.id)
-        assert stored.text[hit.start : hit.end] == hit.text
-        assert stored.text[hit.answer.start : hit.answer.end] == hit.answer.text
+        text = stored(service.index, hit.document.id).text
+        assert text[hit.start : hit.end] == hit.text
+        assert text[hit.answer.start : hit.answer.end] == hit.answer.text
         assert hit.start <= hit.answer.start < hit.answer.end <= hit.end
 
 
@@ -93,17 +106,15 @@ def test_a_changed_document_is_replaced_not_duplicated(service, fake_encoder):
     hits = service.ask("Luxembourg", k=10, mode="lexical").passages
     assert [h.document.id for h in hits] == ["brussels"]
     assert all("Jeffrey" not in h.text for h in service.ask("Jeffrey", k=10, mode="dense").passages)
-    snapshot = service.index.snapshot()
-    assert len(snapshot.vectors) == snapshot.store.count_passages()
+    assert_every_passage_has_its_vector(service.index)
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
 def test_a_removed_document_never_comes_back(service, mode):
     remove_document(service.index, "brussels")
     assert "brussels" not in ids_found(service, "who met Jeffrey in Brussels", mode)
-    snapshot = service.index.snapshot()
-    assert snapshot.store.get_document("brussels") is None
-    assert len(snapshot.vectors) == snapshot.store.count_passages()
+    assert stored(service.index, "brussels") is None
+    assert_every_passage_has_its_vector(service.index)
 
 
 def test_removing_an_unknown_document_is_a_not_found_error(service):
@@ -118,15 +129,16 @@ def test_an_index_built_with_another_model_is_refused(service, tmp_path):
         open_index(tmp_path / "index", FakeEncoder(dimension=32))
 
 
-def test_a_failed_write_leaves_the_previous_index_intact(service, tmp_path, fake_encoder):
-    def explode(store, vectors):
-        store.delete_document("geneva")
+def test_a_failed_write_leaves_the_previous_index_intact(service, tmp_path, fake_encoder, monkeypatch):
+    from qa.index.local.store import StoreWriter
+
+    def explode(self):
         raise RuntimeError("power cut")
 
-    before = sorted(os.listdir(tmp_path / "index"))
+    monkeypatch.setattr(StoreWriter, "publish", explode)  # after the deletes and inserts
     with pytest.raises(RuntimeError, match="power cut"):
-        service.index.write(explode)
-    assert sorted(os.listdir(tmp_path / "index")) == before
+        service.index.write(deletes=["geneva"])
+    monkeypatch.undo()
     assert "geneva" in ids_found(service, "Geneva constitution")
     reopened = SearchService(open_index(tmp_path / "index", fake_encoder), fake_encoder)
     assert "geneva" in ids_found(reopened, "Geneva constitution")
@@ -140,23 +152,35 @@ def test_an_interrupted_ingest_leaves_the_previous_index(service, tmp_path, fake
     with pytest.raises(KeyboardInterrupt):
         ingest_documents(service.index, fake_encoder, documents())
     reopened = open_index(tmp_path / "index", fake_encoder)
-    assert reopened.snapshot().store.get_document("new") is None
-    assert reopened.snapshot().store.count_documents() == 3
+    assert stored(reopened, "new") is None
+    assert reopened.describe()["documents"] == 3
 
 
-def test_a_crash_between_files_and_manifest_is_cleaned_up_on_open(service, tmp_path, fake_encoder):
+def test_readers_delete_nothing_and_a_compaction_removes_what_a_killed_one_left(
+    service, tmp_path, fake_encoder
+):
     directory = tmp_path / "index"
-    (directory / "store-000099.sqlite").write_bytes(b"half written")
-    (directory / "vectors-000099.faiss").write_bytes(b"half written")
+    unpublished = directory / "vectors-000099-0badcafe.faiss"
+    half_written = directory / ".vectors-000099-0badcafe.faiss.12345.tmp"
+    for path in (unpublished, half_written):
+        path.write_bytes(b"half written")
     reopened = open_index(directory, fake_encoder)
-    assert not (directory / "store-000099.sqlite").exists()
-    assert reopened.snapshot().store.count_documents() == 3
+    assert unpublished.exists() and half_written.exists()  # opening and reading delete nothing
+    assert stored(reopened, "geneva") is not None
+    reopened.compact()
+    assert not unpublished.exists() and not half_written.exists()
+    assert ids_found(SearchService(reopened, fake_encoder), "Geneva constitution")[0] == "geneva"
+
+
+def _index_file(directory, damaged: str):
+    return directory / "store.sqlite" if damaged == "store" else next(directory.glob("vectors-*.faiss"))
 
 
 @pytest.mark.parametrize("damaged", ["vectors", "store"])
 def test_a_corrupt_index_file_is_refused_with_how_to_rebuild(service, tmp_path, fake_encoder, damaged):
-    manifest = json.loads((tmp_path / "index" / MANIFEST).read_text())
-    path = tmp_path / "index" / manifest["files"][damaged]
+    service.index.compact()  # the vectors in the checkpoint file, not only in the store's log
+    service.index.close()
+    path = _index_file(tmp_path / "index", damaged)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(IndexStateError, match=r"corrupt.*qa ingest"):
         open_index(tmp_path / "index", fake_encoder)
@@ -164,7 +188,7 @@ def test_a_corrupt_index_file_is_refused_with_how_to_rebuild(service, tmp_path, 
 
 def test_a_missing_index_is_an_error_when_not_creating(tmp_path, fake_encoder):
     with pytest.raises(IndexStateError, match=r"no index at.*qa ingest"):
-        Index.open(tmp_path / "none", model_identity(fake_encoder), create=False)
+        open_backend(tmp_path / "none", model_identity(fake_encoder), create=False)
 
 
 def test_a_read_only_index_directory_gives_a_clear_error_and_keeps_serving(service, tmp_path, fake_encoder):
@@ -181,7 +205,7 @@ def test_a_read_only_index_directory_gives_a_clear_error_and_keeps_serving(servi
 
 
 def test_hnsw_backend_supports_delete(tmp_path, fake_encoder):
-    from qa.backends.faiss_backend import FaissBackend
+    from qa.index.local.faiss_index import FaissBackend
 
     backend = FaissBackend(fake_encoder.dimension, "hnsw")
     vectors = fake_encoder.encode_documents([d.text for d in CORPUS])
@@ -194,18 +218,20 @@ def test_hnsw_backend_supports_delete(tmp_path, fake_encoder):
 
 
 def test_a_full_disk_gives_a_clear_error_and_keeps_serving(service, tmp_path, fake_encoder, monkeypatch):
-    import errno
+    import sqlite3
 
-    from qa.backends.faiss_backend import FaissBackend
+    from qa.errors import StorageError
+    from qa.index.local.store import StoreWriter
 
-    def disk_full(self, path):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def disk_full(self, document, added_at):
+        raise sqlite3.OperationalError("database or disk is full")
 
-    before = sorted(os.listdir(tmp_path / "index"))
-    monkeypatch.setattr(FaissBackend, "save", disk_full)
-    with pytest.raises(IndexStateError, match=r"No space left on device.*previous version is intact"):
+    monkeypatch.setattr(StoreWriter, "add_document", disk_full)
+    with pytest.raises(StorageError, match=r"the disk is full.*previous version is intact") as raised:
         ingest_documents(service.index, fake_encoder, [doc("new", "Ankara talks.")])
-    assert sorted(os.listdir(tmp_path / "index")) == before
+    assert raised.value.disk_full
+    monkeypatch.undo()
+    assert stored(service.index, "new") is None
     assert ids_found(service, "Geneva constitution")[0] == "geneva"
 
 
@@ -234,23 +260,25 @@ def test_documents_embedded_together_get_the_vectors_they_get_alone(tmp_path, fa
     changed = doc("doc3", documents[3].text + " A later version adds this sentence.")
     ingest_documents(index, fake_encoder, [*documents, changed])  # the later copy wins
     documents[3] = changed
-    snapshot = index.snapshot()
-    ids, vectors = snapshot.vectors.contents()
-    stored = snapshot.store.passages_by_id([int(i) for i in ids])
+    with index.view() as view:
+        ids, vectors = view.vectors.contents()
+        found = view.passages(ids.tolist())
+        sentences = view.sentences(list(found.values()))
+        count = view.count_documents()
     for document in documents:
-        alone = ingest_module.prepare_document(document, fake_encoder, snapshot.chunking)
+        alone = ingest_module.prepare_document(document, fake_encoder, index.chunking)
         mine = sorted(
-            (stored[int(i)].start, vector)
+            (found[int(i)].start, vector)
             for i, vector in zip(ids, vectors, strict=True)
-            if stored[int(i)].document_id == document.id
+            if found[int(i)].document_id == document.id
         )
         assert [start for start, _ in mine] == [span.start for span in alone.passages]
         assert np.allclose(np.stack([vector for _, vector in mine]), alone.passage_vectors)
-        first = stored[next(int(i) for i in ids if stored[int(i)].document_id == document.id)]
-        sentence_vectors = [vector for _, _, vector in snapshot.store.sentences_within(first)]
+        first = found[next(int(i) for i in ids if found[int(i)].document_id == document.id)]
+        sentence_vectors = [s.vector for s in sentences[first.id]]
         expected = [s.vector for s in alone.sentences if first.start <= s.start and s.end <= first.end]
         assert np.allclose(np.stack(sentence_vectors), np.stack(expected), atol=2e-3)  # stored as fp16
-    assert snapshot.store.count_documents() == len(documents)
+    assert count == len(documents)
     index.close()
 
 
@@ -259,23 +287,22 @@ def test_sentences_of_many_passages_are_each_passages_own(tmp_path, fake_encoder
     long_text = "Long article\n" + " ".join(f"Sentence {n} about topic{n % 5} in town{n}." for n in range(60))
     index = open_index(tmp_path / "index", fake_encoder)
     ingest_documents(index, fake_encoder, [*CORPUS, doc("long", long_text)])
-    store = index.snapshot().store
-    ids, _ = index.snapshot().vectors.contents()
-    passages = list(store.passages_by_id([int(i) for i in ids]).values())
-    assert len(passages) > len(CORPUS) + 1  # the long article spans several passages
-    together = store.sentences_of(passages)
-    assert set(together) == {p.id for p in passages}
-    texts = {d.id: d.text for d in [*CORPUS, doc("long", long_text)]}
-    for passage in passages:
-        alone = store.sentences_of([passage])[passage.id]
-        assert [(s, e) for s, e, _ in together[passage.id]] == [(s, e) for s, e, _ in alone]
-        assert alone, "every passage has sentences"
-        assert all(passage.start <= s < e <= passage.end for s, e, _ in alone)
-        assert [s for s, _, _ in alone] == sorted(s for s, _, _ in alone)
-        for start, end, vector in alone:
-            expected = fake_encoder.encode_documents([texts[passage.document_id][start:end].strip()])[0]
-            assert float(vector @ expected) > 0.99
-    assert store.sentences_of([]) == {}
+    with index.view() as view:
+        passages = list(view.iter_passages())
+        assert len(passages) > len(CORPUS) + 1  # the long article spans several passages
+        together = view.sentences(passages)
+        assert set(together) == {p.id for p in passages}
+        texts = {d.id: d.text for d in [*CORPUS, doc("long", long_text)]}
+        for passage in passages:
+            alone = view.sentences([passage])[passage.id]
+            assert [(s.start, s.end) for s in together[passage.id]] == [(s.start, s.end) for s in alone]
+            assert alone, "every passage has sentences"
+            assert all(passage.start <= s.start < s.end <= passage.end for s in alone)
+            assert [s.start for s in alone] == sorted(s.start for s in alone)
+            for sentence in alone:
+                text = texts[passage.document_id][sentence.start : sentence.end].strip()
+                assert float(sentence.vector @ fake_encoder.encode_documents([text])[0]) > 0.99
+        assert view.sentences([]) == {}
     index.close()
 
 
@@ -286,11 +313,11 @@ def test_a_later_copy_of_a_waiting_document_replaces_it_before_it_is_embedded(tm
     index = open_index(tmp_path / "index", fake_encoder)
     counting = CountingEncoder()
     report = ingest_documents(index, counting, [first, other, later])
-    chunking = index.snapshot().chunking
+    chunking = index.chunking
     expected = [
         t for d in (other, later) for t in ingest_module.chunk_document(d, fake_encoder, chunking).texts
     ]
     assert sorted(counting.embedded) == sorted(expected)  # the first version cost no embedding
     assert sorted(report.added) == ["a", "b"]
-    assert index.snapshot().store.get_document("a").text == later.text
+    assert stored(index, "a").text == later.text
     index.close()

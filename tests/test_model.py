@@ -10,7 +10,7 @@ import pytest
 
 from embeddings import build as build_module
 from embeddings.build import MANIFEST, build_model, packaged_weights_path
-from embeddings.encoder import resolve_model
+from embeddings.encoder import model_fingerprint, resolve_model
 from embeddings.errors import ModelError
 from embeddings.packed import dequantize_q4_0, read_packed_model
 from tests.conftest import EVALDATA
@@ -108,8 +108,6 @@ def test_encoder_returns_normalized_float32_with_prompts(real_encoder):
 
 @pytest.mark.model
 def test_a_copied_model_has_the_same_fingerprint_and_a_changed_one_does_not(real_encoder, tmp_path):
-    from embeddings.encoder import model_fingerprint
-
     copy = tmp_path / "copy"
     shutil.copytree(real_encoder.directory, copy)
     assert model_fingerprint(copy) == real_encoder.fingerprint
@@ -117,6 +115,32 @@ def test_a_copied_model_has_the_same_fingerprint_and_a_changed_one_does_not(real
     config["layer_norm_eps"] = 1e-6
     (copy / "config.json").write_text(json.dumps(config))
     assert model_fingerprint(copy) != real_encoder.fingerprint
+
+
+def _set_built_at(model_dir, built_at: str) -> None:
+    manifest = json.loads((model_dir / MANIFEST).read_text())
+    manifest["built_at"] = built_at
+    (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def test_the_fingerprint_ignores_the_build_time_but_not_the_weights(tmp_path):
+    (tmp_path / "modules.json").write_text("[]")
+    (tmp_path / "config.json").write_text('{"hidden_size": 4}')
+    (tmp_path / "model.safetensors").write_bytes(bytes(range(256)))
+    (tmp_path / MANIFEST).write_text(json.dumps({"name": "fake", "built_at": "2024-01-01T00:00:00Z"}))
+    before = model_fingerprint(tmp_path)
+    _set_built_at(tmp_path, "2025-06-30T12:00:00Z")
+    assert model_fingerprint(tmp_path) == before
+    (tmp_path / "model.safetensors").write_bytes(bytes([1]) + bytes(range(1, 256)))
+    assert model_fingerprint(tmp_path) != before
+
+
+@pytest.mark.model
+def test_a_rebuilt_model_keeps_its_fingerprint(real_encoder, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(real_encoder.directory, copy)
+    _set_built_at(copy, "1999-12-31T23:59:59Z")
+    assert model_fingerprint(copy) == real_encoder.fingerprint
 
 
 def _xquad_texts(limit_per_kind: int = 100) -> tuple[list[str], list[str], list[str]]:

@@ -12,7 +12,7 @@ from qa.api import ApiSettings, create_app
 from qa.api.validation import EMPTY_AFTER_CLEANING
 from qa.documents import document_from_text
 from qa.errors import DocumentError, QuestionError
-from qa.index import Index
+from qa.index import open_index
 from qa.ingest import ingest_documents
 from qa.search import SearchService
 from qa.service import model_identity
@@ -32,7 +32,7 @@ ODD_TEXTS = {
 
 @pytest.fixture
 def service(tmp_path, fake_encoder) -> SearchService:
-    index = Index.open(tmp_path / "index", model_identity(fake_encoder))
+    index = open_index(tmp_path / "index", model_identity(fake_encoder))
     ingest_documents(
         index,
         fake_encoder,
@@ -76,10 +76,12 @@ def test_odd_documents_are_indexed_and_offsets_stay_exact(service, fake_encoder,
     if not text.strip("?!؟. "):
         pytest.skip("no words to index")
     ingest_documents(service.index, fake_encoder, [document_from_text(text, id="odd")])
-    stored = service.index.snapshot().store.get_document("odd")
+    with service.index.view() as view:
+        stored = view.document("odd")
     assert stored is not None and stored.text == text
     for hit in service.ask(text[:100], k=5).passages:
-        document = service.index.snapshot().store.get_document(hit.document.id)
+        with service.index.view() as view:
+            document = view.document(hit.document.id)
         assert document.text[hit.start : hit.end] == hit.text
 
 

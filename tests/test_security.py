@@ -100,7 +100,10 @@ def test_upload_names_are_never_used_as_paths(client: TestClient, tmp_path: Path
         assert (document["id"], document["source"]) == (base.removesuffix(".txt"), base)
     assert not victim.exists()  # nothing was written where a name pointed
     index_files = sorted(p.name for p in (tmp_path / "index").iterdir())
-    assert all(name == "manifest.json" or name.startswith(("store-", "vectors-")) for name in index_files)
+    assert all(
+        name in ("manifest.json", "write.lock", "compact.lock") or name.startswith(("store.sqlite", "vectors-"))
+        for name in index_files
+    )
 
 
 def test_an_upload_named_after_a_system_file_is_refused_by_type(client: TestClient) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -30,8 +28,7 @@ from qa.api.schemas import DocumentDetail, DocumentIn, DocumentPage, DocumentSum
 from qa.api.security import require_write_token
 from qa.api.settings import MAX_JSON_BYTES, MAX_MULTIPART_BYTES, ApiSettings
 from qa.documents import UPLOAD_SUFFIXES, Document, document_from_text, document_from_upload
-from qa.errors import IndexStateError, NotFoundError
-from qa.index import Index
+from qa.errors import NotFoundError
 from qa.ingest import ingest_documents, remove_document
 from qa.search import SearchService
 
@@ -122,37 +119,15 @@ async def _received_document(request: Request, settings: ApiSettings) -> Callabl
     )
 
 
-def _write_failure(exc: OSError | sqlite3.Error) -> str:
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-        return str(exc)  # "database or disk is full" says it all
-    return f"{exc} (is its disk read-only, or are its permissions wrong?)"
-
-
-@contextmanager
-def _storage_errors(index: Index) -> Iterator[None]:
-    """A write the disk refused, as a domain error. SQLite reports a full or read-only disk as
-    its own error, and on a read-only disk even the clean-up of the new generation raises
-    OSError; either way the index never published it, so the previous version is still served."""
-    try:
-        yield
-    except (OSError, sqlite3.Error) as exc:
-        raise IndexStateError(
-            f"could not write the index at {index.directory}: {_write_failure(exc)}. "
-            "The previous version is intact and still served"
-        ) from exc
-
-
 def _index_document(service: SearchService, build: Callable[[], Document]) -> DocumentWritten:
     document = build()
     try:
-        with _storage_errors(service.index):
-            report = ingest_documents(service.index, service.encoder, [document])
+        report = ingest_documents(service.index, service.encoder, [document])
     finally:
         release_free_memory()  # the encoder's temporary tensors, kept by malloc otherwise
     status = "added" if report.added else "replaced" if report.replaced else "unchanged"
-    stored = service.index.snapshot().store.get_document(document.id)
+    with service.index.view() as view:
+        stored = view.document(document.id)
     passages = stored.passages if stored else report.passages  # removed again by a concurrent request
     return DocumentWritten(status, DocumentSummary(document.id, document.title, document.source, passages))
 
@@ -178,13 +153,13 @@ class DocumentController(Controller):
             int, QueryParameter(ge=1, le=MAX_PAGE, description=f"Page size (1 to {MAX_PAGE}).")
         ] = 50,
     ) -> DocumentPage:
-        store = service.index.snapshot().store  # one snapshot: the total and the page agree
-        return DocumentPage(
-            total=store.count_documents(),
-            offset=offset,
-            limit=limit,
-            documents=[DocumentSummary.of(d) for d in store.list_documents(offset, limit)],
-        )
+        with service.index.view() as view:  # one view: the total and the page agree
+            return DocumentPage(
+                total=view.count_documents(),
+                offset=offset,
+                limit=limit,
+                documents=[DocumentSummary.of(d) for d in view.list_documents(offset, limit)],
+            )
 
     @get(
         "/{document_id:str}",
@@ -197,7 +172,8 @@ class DocumentController(Controller):
     def get_document(
         self, document_id: FromPath[str], service: NamedDependency[SearchService]
     ) -> DocumentDetail:
-        document = service.index.snapshot().store.get_document(document_id)
+        with service.index.view() as view:
+            document = view.document(document_id)
         if document is None:
             raise NotFoundError(f"no document with id {document_id!r} in the index")
         return DocumentDetail.of(document)
@@ -246,5 +222,4 @@ class DocumentController(Controller):
         sync_to_thread=True,
     )
     def delete_document(self, document_id: FromPath[str], service: NamedDependency[SearchService]) -> None:
-        with _storage_errors(service.index):
-            remove_document(service.index, document_id)
+        remove_document(service.index, document_id)

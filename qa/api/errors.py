@@ -6,9 +6,7 @@ Domain errors carry messages written for users (see `qa.errors`), so they are pa
 
 from __future__ import annotations
 
-import errno
 import logging
-import sqlite3
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -24,6 +22,7 @@ from qa.errors import (
     NotFoundError,
     QAError,
     QuestionError,
+    StorageError,
     UnsupportedTypeError,
 )
 
@@ -51,19 +50,9 @@ def error_response(
     return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
 
 
-def _disk_full(exc: BaseException) -> bool:
-    """Whether a failed index write was caused by a full disk (or an exhausted quota)."""
-    cause = exc.__cause__
-    if isinstance(cause, OSError):
-        return cause.errno in (errno.ENOSPC, errno.EDQUOT)
-    if isinstance(cause, sqlite3.Error):
-        return getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-    return False
-
-
 def _domain_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
     status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
-    if isinstance(exc, IndexStateError) and _disk_full(exc):
+    if isinstance(exc, StorageError) and exc.disk_full:
         # 507 tells an operator what to fix; the write was refused whole and reads go on.
         status = HTTP_507_INSUFFICIENT_STORAGE
     return error_response(status, str(exc))

@@ -19,13 +19,14 @@ from qa.search import SearchService
     sync_to_thread=True,
 )
 def health(service: NamedDependency[SearchService], settings: NamedDependency[ApiSettings]) -> Health:
-    snapshot = service.index.snapshot()
+    with service.index.view() as view:
+        documents, passages, version = view.count_documents(), view.count_passages(), view.version
     return Health(
         status="ok",
         model=service.encoder.name,
         dimension=service.encoder.dimension,
-        documents=snapshot.store.count_documents(),
-        passages=snapshot.store.count_passages(),
-        generation=snapshot.generation,
+        documents=documents,
+        passages=passages,
+        version=version,
         writes_enabled=settings.api_token is not None,
     )

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from qa.api.validation import VISIBLE_CHARACTER
+from qa.index import StoredDocument
 from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES
-from qa.store import StoredDocument
 
 # Ranges are documented here (the "extra" entries only shape the OpenAPI schema) and enforced by
 # `SearchService`, the one place that validates a question, so the API, the web form and the CLI
@@ -107,5 +107,5 @@ class Health(msgspec.Struct):
     dimension: int
     documents: int
     passages: int
-    generation: int
+    version: int  # of the index: grows with every write, from any process
     writes_enabled: bool

@@ -28,7 +28,9 @@ def _form_k(raw: str | None) -> int:
 
 
 def _empty_hint(service: SearchService) -> str:
-    if service.index.snapshot().store.count_documents() == 0:
+    with service.index.view() as view:
+        empty = view.count_documents() == 0
+    if empty:
         return "The index is empty: add documents with qa ingest PATH."
     return "Try other words."
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.backends.faiss_backend import FaissBackend
 from qa.bench.stats import Latency
+from qa.index.local.faiss_index import FaissBackend
 
 _CHUNK = 100_000
 _SEED = 7
@@ -168,7 +168,7 @@ class BuildCache:
 
 def _build_settings(kind: str) -> str:
     """What a cached index was built with: a change of these builds it again."""
-    from qa.backends import faiss_backend as settings
+    from qa.index.local import faiss_index as settings
 
     if kind == "hnsw":
         return f"m{settings.HNSW_NEIGHBORS}-efc{settings.HNSW_EF_CONSTRUCTION}-{settings.STORAGE}"

@@ -19,7 +19,7 @@ from pathlib import Path
 from embeddings.build import default_data_dir
 from embeddings.encoder import TextEncoder
 from qa.bench.corpus import REPO_ROOT, Corpus
-from qa.index import Index
+from qa.index import open_index
 from qa.ingest import ingest_documents
 from qa.service import model_identity
 
@@ -92,7 +92,7 @@ def our_index(corpus: Corpus, encoder: TextEncoder, *, fresh: bool = False) -> B
     if found:
         return found
     directory = _fresh_directory(prefix, key)
-    index = Index.open(directory, model_identity(encoder))
+    index = open_index(directory, model_identity(encoder))
     try:
         report = ingest_documents(index, encoder, corpus.documents)
     finally:
@@ -138,7 +138,7 @@ def measure_ingest(corpus: Corpus, encoder: TextEncoder, documents: int) -> Inge
     sample = corpus.sample_documents(documents)
     tokens = sum(encoder.count_tokens(document.text) for document in sample)
     with tempfile.TemporaryDirectory(prefix="qa-bench-ingest-") as directory:
-        index = Index.open(Path(directory) / "index", model_identity(encoder))
+        index = open_index(Path(directory) / "index", model_identity(encoder))
         try:
             started = time.perf_counter()
             report = ingest_documents(index, encoder, sample)

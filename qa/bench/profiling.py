@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 # stage -> (file suffix, function name) whose cumulative time is that stage
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "encode": (("embeddings/encoder.py", "encode_queries"),),
-    "vector_search": (("qa/backends/faiss_backend.py", "search"),),
-    "sentence_rescoring": (("qa/store.py", "sentences_of"), ("qa/search.py", "_candidate")),
-    "lexical_search": (("qa/store.py", "lexical_search"),),
-    "passage_fetch": (("qa/store.py", "passages_by_id"), ("qa/store.py", "documents_by_id")),
+    "vector_search": (("qa/index/local/vectors.py", "search"),),
+    "sentence_rescoring": (("qa/index/local/store.py", "sentences"), ("qa/search.py", "_candidate")),
+    "lexical_search": (("qa/index/local/store.py", "lexical_search"),),
+    "passage_fetch": (("qa/index/local/store.py", "passages"), ("qa/index/local/store.py", "documents")),
 }
 TOTAL = ("qa/search.py", "ask_many")
 

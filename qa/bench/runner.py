@@ -263,13 +263,11 @@ def _variants(options: BenchOptions, figures: Figures, index_dir: Path, question
 
 def _passage_vectors(built: BuiltIndex) -> np.ndarray:
     """The real passage embeddings of a built index (the synthetic vectors are modelled on them)."""
-    import json
+    from qa.index import open_index
 
-    from qa.backends.faiss_backend import FaissBackend
-
-    manifest = json.loads((built.path / "manifest.json").read_text(encoding="utf-8"))
-    backend = FaissBackend.load(built.path / manifest["files"]["vectors"], manifest["model"]["dimension"])
-    return backend.contents()[1]
+    with open_index(built.path, None, create=False) as index, index.view() as view:
+        ids = [p.id for p in view.iter_passages()]
+        return view.passage_vectors(ids)
 
 
 def _ratios(figures: Figures) -> None:

@@ -21,7 +21,7 @@ from qa.documents import Document
 from qa.evaluation.copies import Shingles, is_copy, shingles
 from qa.evaluation.datasets import EvalSet
 from qa.evaluation.metrics import DEPTH, first_hit, share, summarize
-from qa.index import Index, Snapshot
+from qa.index import IndexBackend, IndexView, open_index
 from qa.ingest import ingest_documents, prepare_document
 from qa.search import MODES, SearchService, SearchSettings, validate_question
 from qa.service import model_identity
@@ -104,25 +104,25 @@ class IndexedPassage:
 
 def build_index(
     directory: Path, eval_set: EvalSet, encoder: TextEncoder, chunking: ChunkingSettings
-) -> tuple[Index, dict[int, IndexedPassage]]:
+) -> tuple[IndexBackend, dict[int, IndexedPassage]]:
     """A fresh index of the set's documents, and what each passage id holds."""
-    index = Index.open(directory, model_identity(encoder), chunking=chunking)
+    index = open_index(directory, model_identity(encoder), chunking=chunking)
     embed_in_bulk(eval_set.documents, encoder, chunking)
     ingest_documents(index, encoder, eval_set.documents)
-    store = index.snapshot().store
     texts = {d.id: d.text for d in eval_set.documents}
-    passages = store.passages_by_id(range(1, store.max_passage_id() + 1))
+    with index.view() as view:
+        passages = {p.id: p for p in view.iter_passages()}
     return index, {
         pid: IndexedPassage(p.document_id, shingles(texts[p.document_id][p.start : p.end]))
         for pid, p in passages.items()
     }
 
 
-def _evidence_in_top(snapshot: Snapshot, ranked: list[tuple[int, float]], evidence: str | None) -> bool:
+def _evidence_in_top(view: IndexView, ranked: list[tuple[int, float]], evidence: str | None) -> bool:
     if not ranked or not evidence:
         return False
-    passage = snapshot.store.passages_by_id([ranked[0][0]])[ranked[0][0]]
-    text = snapshot.store.documents_by_id([passage.document_id])[passage.document_id].text
+    passage = view.passages([ranked[0][0]])[ranked[0][0]]
+    text = view.documents([passage.document_id])[passage.document_id].text
     return normalize_arabic(evidence) in normalize_arabic(text[passage.start : passage.end])
 
 
@@ -131,7 +131,7 @@ class _Run:
     """One set's index and encoded questions, shared by every mode."""
 
     service: SearchService
-    snapshot: Snapshot
+    view: IndexView
     passages: dict[int, IndexedPassage]
     gold_shingles: dict[str, Shingles]
     questions: list[str]
@@ -147,7 +147,7 @@ def _score_mode(run: _Run, mode: str) -> ModeResult:
     with_evidence = any(q.evidence for q in run.eval_set.questions)
     for question, gold, vector in zip(run.questions, run.eval_set.questions, run.vectors, strict=True):
         started = time.perf_counter()
-        ranked = run.service.rank(run.snapshot, question, vector, mode)[:DEPTH]
+        ranked = run.service.rank(run.view, question, vector, mode)[:DEPTH]
         elapsed += time.perf_counter() - started
         found = [run.passages[pid] for pid, _ in ranked]
         own = [p.document_id == gold.gold for p in found]
@@ -156,7 +156,7 @@ def _score_mode(run: _Run, mode: str) -> ModeResult:
         via_copy += rank is not None and not own[rank - 1]
         ranks.append(rank)
         if with_evidence:
-            evidence.append(_evidence_in_top(run.snapshot, ranked, gold.evidence))
+            evidence.append(_evidence_in_top(run.view, ranked, gold.evidence))
     return ModeResult(
         ranks, elapsed * 1000 / max(len(ranks), 1), evidence if with_evidence else None, via_copy
     )
@@ -178,7 +178,7 @@ def evaluate_set(
         started = time.perf_counter()
         index, passages = build_index(Path(tmp) / "index", eval_set, encoder, chunking)
         timings["index"] = time.perf_counter() - started
-        try:
+        with index, index.view() as view:
             questions = [validate_question(q.text) for q in eval_set.questions]
             started = time.perf_counter()
             # The same text `SearchService.ask` encodes.
@@ -186,7 +186,7 @@ def evaluate_set(
             timings["encode_questions"] = time.perf_counter() - started
             run = _Run(
                 service=SearchService(index, encoder, settings),
-                snapshot=index.snapshot(),
+                view=view,
                 passages=passages,
                 gold_shingles={d.id: shingles(d.text) for d in eval_set.documents},
                 questions=questions,
@@ -196,8 +196,6 @@ def evaluate_set(
             for mode in modes:
                 results[mode] = _score_mode(run, mode)
                 timings[f"rank_{mode}"] = results[mode].ms_per_question * len(questions) / 1000
-        finally:
-            index.close()
     return SetResult(
         name=eval_set.name,
         description=eval_set.description,

@@ -27,8 +27,6 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qa.backends.base import VectorBackend
-
 KINDS = ("flat", "hnsw", "ivf")
 POLICIES = ("auto", *KINDS)
 
@@ -143,7 +141,7 @@ class VectorIndexPolicy:
         return {"policy": self.requested, "switch_at": self.switch_at}
 
 
-class FaissBackend(VectorBackend):
+class FaissBackend:
     """Flat and HNSW indexes sit in an `IndexIDMap2`; IVF keeps passage ids in its own lists
     (an ID map over IVF breaks on delete: IVF does not renumber the rows it keeps)."""
 
@@ -215,7 +213,11 @@ class FaissBackend(VectorBackend):
         self._index.construct_rev_map()
         self._dead += len(rows)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, exclude: faiss.IDSelector | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query row, best first; missing slots have id -1. `exclude`
+        selects ids to skip (rows removed since this index was saved)."""
         queries = _as_matrix(np.atleast_2d(queries))
         if not len(self):
             return (
@@ -228,12 +230,20 @@ class FaissBackend(VectorBackend):
         previous_threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1 if len(queries) < _PARALLEL_SEARCH_ROWS else _SEARCH_THREADS)
         try:
-            if self.kind != "hnsw":
-                return self._index.search(queries, k)
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = max(self.ef_search, k)
+            if self.kind == "flat":
+                params = faiss.SearchParameters()
+            elif self.kind == "ivf":
+                params = faiss.SearchParametersIVF()
+                params.nprobe = int(self._index.nprobe)
+            else:
+                params = faiss.SearchParametersHNSW()
+                params.efSearch = max(self.ef_search, k)
+            selector = exclude
             if self._dead:
-                params.sel = faiss.IDSelectorRange(*_LIVE_IDS)
+                live = faiss.IDSelectorRange(*_LIVE_IDS)
+                selector = live if exclude is None else faiss.IDSelectorAnd(live, exclude)
+            if selector is not None:
+                params.sel = selector
             return self._index.search(queries, k, params=params)
         finally:
             faiss.omp_set_num_threads(previous_threads)
@@ -312,7 +322,13 @@ class FaissBackend(VectorBackend):
         return STORAGE if half else "float32"
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+        """Write the index to `path` and fsync it. Written from Python rather than by FAISS,
+        which reports a full disk only on stderr and leaves a truncated file behind."""
+        data = faiss.serialize_index(self._index)
+        with open(path, "wb") as handle:
+            handle.write(memoryview(data))
+            handle.flush()
+            os.fsync(handle.fileno())
 
     @classmethod
     def load(cls, path: Path, dimension: int) -> FaissBackend:
@@ -330,12 +346,3 @@ class FaissBackend(VectorBackend):
 
     def __len__(self) -> int:
         return int(self._index.ntotal) - self._dead
-
-
-def adapt_to_policy(vectors: VectorBackend, policy: VectorIndexPolicy) -> VectorBackend:
-    """`vectors` rebuilt as the policy wants it; other backends choose their own structure."""
-    return vectors.adapted(policy) if isinstance(vectors, FaissBackend) else vectors
-
-
-def describe(vectors: VectorBackend) -> dict[str, Any]:
-    return vectors.describe() if isinstance(vectors, FaissBackend) else {"kind": vectors.kind}

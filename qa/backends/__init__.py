@@ -1,1 +1,0 @@
-"""Vector index backends behind one small interface (see `base.VectorBackend`)."""

@@ -1,0 +1,186 @@
+"""The seam every index backend implements: a consistent read view and one atomic write.
+
+The search service, ingest, the API, the CLI, evaluation and the benchmark see only these types.
+No FAISS, SQLite or SQL type crosses this module: passages are plain ids and offsets, vectors
+are numpy arrays, lexical terms are already normalized strings.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qa.chunking import ChunkingSettings
+from qa.errors import IndexStateError
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What an index records of the model that made its vectors, and checks on every open."""
+
+    name: str
+    fingerprint: str
+    dimension: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "fingerprint": self.fingerprint, "dimension": self.dimension}
+
+    def check(self, recorded: dict[str, Any], location: str) -> None:
+        """Refuse an index built with another model, saying how to rebuild it."""
+        if recorded.get("dimension") == self.dimension and recorded.get("fingerprint") == self.fingerprint:
+            return
+        raise IndexStateError(
+            f"the index at {location} was built with the model {recorded.get('name')!r} (dimension "
+            f"{recorded.get('dimension')}, fingerprint {recorded.get('fingerprint')}), but the loaded "
+            f"model is {self.name!r} (dimension {self.dimension}, fingerprint {self.fingerprint}). Use "
+            f"the same model (QA_MODEL), or rebuild the index with this one: qa export --index {location} "
+            f"> docs.jsonl, then delete {location} and run qa ingest docs.jsonl --index {location}"
+        )
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: str
+    title: str
+    source: str
+    text: str  # empty in listings, where it could be large
+    content_hash: str
+    passages: int
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    id: int
+    document_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class SentenceVector:
+    start: int
+    end: int
+    vector: np.ndarray  # float32; backends may store it with less precision
+
+
+@dataclass(frozen=True)
+class PassageUpsert:
+    start: int
+    end: int
+    vector: np.ndarray  # float32, L2-normalized
+    terms: str  # the passage's lexical terms, normalized, separated by spaces
+
+
+@dataclass(frozen=True)
+class DocumentUpsert:
+    """A document to add, or to replace whole if its id exists."""
+
+    id: str
+    title: str
+    source: str
+    text: str
+    content_hash: str
+    passages: Sequence[PassageUpsert]
+    sentences: Sequence[SentenceVector]
+
+
+@dataclass
+class WriteResult:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # deletes of ids that were not there
+    version: int = 0
+
+
+class IndexView(ABC):
+    """What one reader sees: one published state of the index, fixed for the view's life."""
+
+    version: int  # grows with every published write
+    chunking: ChunkingSettings
+
+    @abstractmethod
+    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Passage ids by inner product with `vector`, best first."""
+
+    @abstractmethod
+    def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """Passage ids by BM25 over normalized `terms` (any of them), best first; higher is better."""
+
+    @abstractmethod
+    def passages(self, ids: Iterable[int]) -> dict[int, StoredPassage]: ...
+
+    @abstractmethod
+    def passage_vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of passages, one float32 row per id in order (to copy an index
+        elsewhere without embedding it again, or to model a corpus's vectors)."""
+
+    @abstractmethod
+    def sentences(self, passages: Sequence[StoredPassage]) -> dict[int, list[SentenceVector]]:
+        """The sentences inside each passage with their vectors, in document order."""
+
+    @abstractmethod
+    def documents(self, ids: Iterable[str]) -> dict[str, StoredDocument]:
+        """Documents with their text (passage counts are not filled in: 0)."""
+
+    @abstractmethod
+    def document(self, document_id: str) -> StoredDocument | None: ...
+
+    @abstractmethod
+    def list_documents(self, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
+        """A page of documents ordered by id, without their text."""
+
+    @abstractmethod
+    def iter_documents(self) -> Iterator[StoredDocument]:
+        """Every document with its text, ordered by id (for export)."""
+
+    @abstractmethod
+    def iter_passages(self) -> Iterator[StoredPassage]:
+        """Every passage, ordered by id."""
+
+    @abstractmethod
+    def count_documents(self) -> int: ...
+
+    @abstractmethod
+    def count_passages(self) -> int: ...
+
+    @abstractmethod
+    def content_hashes(self) -> dict[str, str]: ...
+
+
+class IndexBackend(ABC):
+    """An index at a location; `view()` to read, `write()` to change it atomically."""
+
+    location: str
+    model: ModelIdentity
+    chunking: ChunkingSettings
+
+    @abstractmethod
+    def view(self) -> AbstractContextManager[IndexView]:
+        """`with index.view() as view:` one consistent state, the latest published one."""
+
+    @abstractmethod
+    def write(self, upserts: Sequence[DocumentUpsert] = (), deletes: Sequence[str] = ()) -> WriteResult:
+        """Apply every upsert and delete at once: readers see all of them or none."""
+
+    @abstractmethod
+    def compact(self) -> dict[str, Any]:
+        """Merge what writes left behind (a no-op where there is nothing to merge); returns figures."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What the index is made of, for `qa docs --json`, /health and the benchmark."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> IndexBackend:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,303 @@
+"""The SQLite file of a local index: documents, passages, sentence vectors, the FTS5 lexical
+index, the vector log and the index state, changed in place one transaction per write.
+
+WAL mode lets any number of readers, in any process, keep the state they began with while a
+writer commits the next one; a reader's transaction sees one committed state from its first
+query to its last. The vector log holds every passage vector added (and every passage id
+deleted) since the last vector checkpoint, so a write costs what it changes; the checkpoint
+file holds the rest (see `qa.index.local.vectors`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from qa.index.base import DocumentUpsert, SentenceVector, StoredDocument, StoredPassage
+
+STORE_FILE = "store.sqlite"
+# 4 bound variables a passage: 200 stay far below SQLite's smallest limit (999 before 3.32).
+_PASSAGES_PER_QUERY = 200
+_IDS_PER_QUERY = 500
+BUSY_TIMEOUT_MS = 60_000
+
+SCHEMA = """
+CREATE TABLE state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,          -- one more with every write
+    next_passage_id INTEGER NOT NULL,  -- ids are never reused: the vector log names them
+    checkpoint TEXT NOT NULL,          -- the vector file holding every vector up to ...
+    checkpoint_version INTEGER NOT NULL,
+    documents INTEGER NOT NULL,
+    passages INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    added_at REAL NOT NULL
+);
+CREATE TABLE passages (
+    id INTEGER PRIMARY KEY,
+    document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL
+);
+CREATE INDEX passages_by_document ON passages(document_id);
+CREATE TABLE sentences (
+    document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX sentences_by_document ON sentences(document_id, start);
+-- Terms are normalized and stemmed before they reach FTS5.
+CREATE VIRTUAL TABLE lexical USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');
+-- Passage vectors added (vector) or removed (NULL) since the checkpoint, in order.
+CREATE TABLE vector_log (
+    seq INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL,
+    passage_id INTEGER NOT NULL,
+    vector BLOB
+);
+CREATE INDEX vector_log_by_version ON vector_log(version);
+"""
+
+
+@dataclass(frozen=True)
+class State:
+    version: int
+    next_passage_id: int
+    checkpoint: str
+    checkpoint_version: int
+    documents: int
+    passages: int
+    updated_at: float
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode: transactions are begun and ended explicitly."""
+    connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60)
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA foreign_keys = ON")
+    # FULL: a write acknowledged to a user survives a power cut, not only a crash.
+    connection.execute("PRAGMA synchronous = FULL")
+    return connection
+
+
+class ImmutableConnection(sqlite3.Connection):
+    """A read-only connection to a file on read-only media (see `LocalIndex._connection`)."""
+
+
+def connect_immutable(path: Path) -> sqlite3.Connection:
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
+    return sqlite3.connect(
+        uri, uri=True, check_same_thread=False, isolation_level=None, factory=ImmutableConnection
+    )
+
+
+def create(path: Path, checkpoint: str) -> None:
+    """A new store file holding an empty index whose vectors are in `checkpoint`."""
+    connection = connect(path)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.executescript(f"BEGIN; {SCHEMA} COMMIT;")
+        connection.execute("INSERT INTO state VALUES (1, 0, 1, ?, 0, 0, 0, ?)", (checkpoint, time.time()))
+    finally:
+        connection.close()
+
+
+def read_state(connection: sqlite3.Connection) -> State:
+    row = connection.execute(
+        "SELECT version, next_passage_id, checkpoint, checkpoint_version, documents, passages, updated_at"
+        " FROM state"
+    ).fetchone()
+    return State(*row)
+
+
+def vector_log(connection: sqlite3.Connection, after: int, upto: int) -> Iterator[tuple[int, bytes | None]]:
+    """(passage id, float32 vector bytes or None for a removal) logged in versions (after, upto]."""
+    yield from connection.execute(
+        "SELECT passage_id, vector FROM vector_log WHERE version > ? AND version <= ? ORDER BY seq",
+        (after, upto),
+    )
+
+
+def vector_log_size(connection: sqlite3.Connection) -> int:
+    return connection.execute("SELECT count(*) FROM vector_log").fetchone()[0]
+
+
+class StoreReader:
+    """Read queries on a connection that is inside a read transaction."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    def content_hashes(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT id, content_hash FROM documents"))
+
+    def document(self, document_id: str) -> StoredDocument | None:
+        row = self._db.execute(
+            "SELECT d.id, d.title, d.source, d.text, d.content_hash,"
+            " (SELECT count(*) FROM passages p WHERE p.document_id = d.id)"
+            " FROM documents d WHERE d.id = ?",
+            (document_id,),
+        ).fetchone()
+        return StoredDocument(*row) if row else None
+
+    def list_documents(self, offset: int, limit: int) -> list[StoredDocument]:
+        rows = self._db.execute(
+            "SELECT d.id, d.title, d.source, '', d.content_hash,"
+            " (SELECT count(*) FROM passages p WHERE p.document_id = d.id)"
+            " FROM documents d ORDER BY d.id LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        return [StoredDocument(*row) for row in rows]
+
+    def iter_documents(self) -> Iterator[StoredDocument]:
+        for row in self._db.execute(
+            "SELECT d.id, d.title, d.source, d.text, d.content_hash,"
+            " (SELECT count(*) FROM passages p WHERE p.document_id = d.id) FROM documents d ORDER BY d.id"
+        ):
+            yield StoredDocument(*row)
+
+    def iter_passages(self) -> Iterator[StoredPassage]:
+        for row in self._db.execute("SELECT id, document_id, start, end FROM passages ORDER BY id"):
+            yield StoredPassage(*row)
+
+    def documents(self, ids: Iterable[str]) -> dict[str, StoredDocument]:
+        wanted = list(set(ids))
+        found: dict[str, StoredDocument] = {}
+        for first in range(0, len(wanted), _IDS_PER_QUERY):
+            chunk = wanted[first : first + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                f"SELECT id, title, source, text, content_hash, 0 FROM documents WHERE id IN ({marks})", chunk
+            ):
+                found[row[0]] = StoredDocument(*row)
+        return found
+
+    def passages(self, ids: Iterable[int]) -> dict[int, StoredPassage]:
+        wanted = [int(i) for i in ids]
+        found: dict[int, StoredPassage] = {}
+        for first in range(0, len(wanted), _IDS_PER_QUERY):
+            chunk = wanted[first : first + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                f"SELECT id, document_id, start, end FROM passages WHERE id IN ({marks})", chunk
+            ):
+                found[row[0]] = StoredPassage(*row)
+        return found
+
+    def sentences(self, passages: Sequence[StoredPassage]) -> dict[int, list[SentenceVector]]:
+        """The sentences of many passages in one query per 200 (a question looks at ~50)."""
+        found: dict[int, list[SentenceVector]] = {p.id: [] for p in passages}
+        for first in range(0, len(passages), _PASSAGES_PER_QUERY):
+            chunk = passages[first : first + _PASSAGES_PER_QUERY]
+            rows_wanted = ",".join("(?,?,?,?)" for _ in chunk)
+            values = [value for p in chunk for value in (p.id, p.document_id, p.start, p.end)]
+            for passage_id, start, end, vector in self._db.execute(
+                f"WITH wanted(passage, document, first, last) AS (VALUES {rows_wanted})"
+                " SELECT wanted.passage, sentences.start, sentences.end, sentences.vector"
+                " FROM wanted JOIN sentences ON sentences.document_id = wanted.document"
+                " AND sentences.start >= wanted.first AND sentences.end <= wanted.last"
+                " ORDER BY wanted.passage, sentences.start",
+                values,
+            ):
+                vector = np.frombuffer(vector, dtype=np.float16).astype(np.float32)
+                found[passage_id].append(SentenceVector(start, end, vector))
+        return found
+
+    def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """BM25 over the lexical index: any of `terms` (each quoted, so no FTS5 syntax gets in)."""
+        query = " OR ".join('"{}"'.format(term.replace('"', '""')) for term in terms if term)
+        if not query:
+            return []
+        rows = self._db.execute(
+            "SELECT rowid, -bm25(lexical) AS score FROM lexical WHERE lexical MATCH ?"
+            " ORDER BY score DESC LIMIT ?",
+            (query, k),
+        ).fetchall()
+        return [(int(rowid), float(score)) for rowid, score in rows]
+
+
+class StoreWriter:
+    """The changes of one write, on a connection inside `BEGIN IMMEDIATE`."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self.state = read_state(connection)
+        self.version = self.state.version + 1
+        self._next_id = self.state.next_passage_id
+
+    def exists(self, document_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM documents WHERE id = ?", (document_id,)).fetchone() is not None
+
+    def delete_document(self, document_id: str) -> bool:
+        """Remove a document with its passages, sentences, lexical rows and vectors."""
+        ids = [
+            row[0]
+            for row in self._db.execute("SELECT id FROM passages WHERE document_id = ?", (document_id,))
+        ]
+        self._db.executemany("DELETE FROM lexical WHERE rowid = ?", [(i,) for i in ids])
+        self._db.executemany(
+            "INSERT INTO vector_log (version, passage_id, vector) VALUES (?, ?, NULL)",
+            [(self.version, i) for i in ids],
+        )
+        return self._db.execute("DELETE FROM documents WHERE id = ?", (document_id,)).rowcount > 0
+
+    def add_document(self, document: DocumentUpsert, added_at: float) -> None:
+        db = self._db
+        ids = range(self._next_id, self._next_id + len(document.passages))
+        self._next_id += len(document.passages)
+        db.execute(
+            "INSERT INTO documents (id, title, source, text, content_hash, added_at) VALUES (?,?,?,?,?,?)",
+            (document.id, document.title, document.source, document.text, document.content_hash, added_at),
+        )
+        db.executemany(
+            "INSERT INTO passages (id, document_id, start, end) VALUES (?,?,?,?)",
+            [(i, document.id, p.start, p.end) for i, p in zip(ids, document.passages, strict=True)],
+        )
+        db.executemany(
+            "INSERT INTO lexical (rowid, body) VALUES (?, ?)",
+            [(i, p.terms) for i, p in zip(ids, document.passages, strict=True)],
+        )
+        db.executemany(
+            "INSERT INTO vector_log (version, passage_id, vector) VALUES (?, ?, ?)",
+            [
+                (self.version, i, np.ascontiguousarray(p.vector, dtype=np.float32).tobytes())
+                for i, p in zip(ids, document.passages, strict=True)
+            ],
+        )
+        db.executemany(
+            "INSERT INTO sentences (document_id, start, end, vector) VALUES (?,?,?,?)",
+            [
+                (document.id, s.start, s.end, s.vector.astype(np.float16).tobytes())
+                for s in document.sentences
+            ],
+        )
+
+    def publish(self) -> int:
+        """Record the new state; it becomes visible when the transaction commits."""
+        documents = self._db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        passages = self._db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        self._db.execute(
+            "UPDATE state SET version = ?, next_passage_id = ?, documents = ?, passages = ?, updated_at = ?",
+            (self.version, self._next_id, documents, passages, time.time()),
+        )
+        return self.version
+
+
+def record_checkpoint(connection: sqlite3.Connection, checkpoint: str, version: int) -> None:
+    """Point the index at a vector file holding every vector up to `version`; drop their log."""
+    connection.execute("UPDATE state SET checkpoint = ?, checkpoint_version = ?", (checkpoint, version))
+    connection.execute("DELETE FROM vector_log WHERE version <= ?", (version,))
