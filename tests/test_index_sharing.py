@@ -325,7 +325,7 @@ def test_readers_during_a_large_write_and_a_compaction_see_before_or_after_and_d
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("free_kib", [0, 16, 96, 256])
+@pytest.mark.parametrize("free_kib", [0, 64, 256])
 def test_qa_ingest_on_a_full_disk_says_so_in_one_line_and_keeps_the_index(
     seeded: Path, tmp_path: Path, free_kib: int
 ) -> None:
@@ -345,7 +345,8 @@ def test_qa_ingest_on_a_full_disk_says_so_in_one_line_and_keeps_the_index(
         else:
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             assert "Traceback" not in done.stderr, done.stderr[-3000:]
-            assert lines[-1].startswith("Error: could not") and "full" in lines[-1], done.stderr[-2000:]
+            message = lines[-1].replace(str(directory), "DIR")
+            assert message.startswith("Error: could not") and "the disk is full" in message, message
             assert document_ids(directory) == before
         with open_index(directory, None, create=False) as index:
             assert_consistent(index)

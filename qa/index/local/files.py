@@ -18,6 +18,7 @@ from qa.errors import StorageError
 WRITE_LOCK = "write.lock"  # held by a writer from its first read of the state to its commit
 COMPACT_LOCK = "compact.lock"  # held while a new vector checkpoint is written and old ones removed
 
+_NEARLY_FULL_BYTES = 1 << 20
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -80,6 +81,23 @@ def _is_full(exc: BaseException) -> bool:
     return "No space left" in str(exc)
 
 
+def _out_of_space(exc: BaseException, location: Path) -> bool:
+    """A full disk, said outright, or an I/O error on a disk with (almost) no room left: SQLite
+    reports a -shm file it could not extend as an I/O error."""
+    if _is_full(exc):
+        return True
+    io_error = isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == (
+        sqlite3.SQLITE_IOERR
+    )
+    if not io_error:
+        return False
+    try:
+        stats = os.statvfs(location)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < _NEARLY_FULL_BYTES
+
+
 def _is_read_only(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in _READ_ONLY_ERRNOS
@@ -103,7 +121,7 @@ def storage_errors(location: Path, doing: str) -> Iterator[None]:
     except (OSError, sqlite3.Error, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and not _is_full(exc) and "Error" not in str(exc):
             raise
-        if _is_full(exc):
+        if _out_of_space(exc, location):
             reason, full = f"the disk is full ({_cause(exc)})", True
         elif _is_read_only(exc):
             reason, full = f"{_cause(exc)} (is its disk read-only, or are its permissions wrong?)", False
