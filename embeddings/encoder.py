@@ -53,8 +53,19 @@ def model_fingerprint(model_dir: Path) -> str:
     files freely. Sampling each file's first/last 64 KiB keeps startup fast (hashing whole
     weights would take seconds).
     """
+    return _sampled_digest(model_dir, [p for p in model_dir.rglob("*") if _determines_vectors(p, model_dir)])
+
+
+def legacy_model_fingerprint(model_dir: Path) -> str:
+    """The fingerprint indexes recorded before it left the build manifest out (every visible
+    file but the model card): an index that recorded it holds this model's vectors."""
+    files = [p for p in model_dir.rglob("*") if not p.name.startswith(".") and p.name != "README.md"]
+    return _sampled_digest(model_dir, files)
+
+
+def _sampled_digest(model_dir: Path, paths: list[Path]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and _determines_vectors(p, model_dir)):
+    for path in sorted(p for p in paths if p.is_file()):
         size = path.stat().st_size
         digest.update(f"{path.relative_to(model_dir)}\0{size}\0".encode())
         with path.open("rb") as handle:

@@ -24,6 +24,18 @@ import click
 @click.option("--no-txtai", "no_txtai", is_flag=True, help="Skip the txtai side-by-side.")
 @click.option("--no-http", "no_http", is_flag=True, help="Skip the servers (in-process figures only).")
 @click.option("--no-ann", "no_ann", is_flag=True, help="Skip the synthetic vector-search part.")
+@click.option("--no-writes", "no_writes", is_flag=True, help="Skip the cost of small writes.")
+@click.option(
+    "--writes-only",
+    is_flag=True,
+    help="Only the cost of one small write at 1k, 10k and 100k passages (~2 minutes, no model).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A checkout of an earlier version: its qa serve is measured beside this one on the seeds.",
+)
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -44,6 +56,9 @@ def bench(
     no_txtai: bool,
     no_http: bool,
     no_ann: bool,
+    no_writes: bool,
+    writes_only: bool,
+    baseline: Path | None,
     output: Path | None,
     plot: Path | None,
 ) -> None:
@@ -61,6 +76,8 @@ def bench(
       qa bench --json > bench.json
       qa bench --output docs/bench.json --plot docs/benchmarks-latency.png
       qa bench --no-txtai --no-ann
+      qa bench --writes-only --json
+      git worktree add /tmp/before HEAD~1 && qa bench --quick --baseline /tmp/before
     """
     from qa.bench.report import render, target_status
     from qa.bench.runner import BenchOptions, run_benchmark
@@ -75,8 +92,19 @@ def bench(
         txtai=not no_txtai,
         http=not no_http,
         ann=not no_ann,
+        writes=not no_writes,
+        baseline=baseline,
         log=log,
     )
+    if writes_only:
+        from qa.bench.machine import machine_figures
+        from qa.bench.runner import write_cost
+
+        figures = {**machine_figures(), **write_cost(options)}
+        click.echo(json.dumps(figures, ensure_ascii=False, indent=None if as_json else 2))
+        if output:
+            output.write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return
     result = run_benchmark(options)
     figures = result.figures
     status = target_status(figures)

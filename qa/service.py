@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from embeddings.encoder import Encoder, TextEncoder
+from embeddings.encoder import Encoder, TextEncoder, legacy_model_fingerprint
 from qa.batching import DEFAULT_MAX_BATCH, BatchingEncoder
 from qa.index import ModelIdentity, default_index_location, open_index
 from qa.search import SearchService, SearchSettings
 
 
 def model_identity(encoder: TextEncoder) -> ModelIdentity:
-    return ModelIdentity(encoder.name, encoder.fingerprint, encoder.dimension)
+    directory = encoder.directory if isinstance(encoder, Encoder) else None
+    former = legacy_model_fingerprint(directory) if directory else None
+    return ModelIdentity(encoder.name, encoder.fingerprint, encoder.dimension, former)
 
 
 def query_batch_size() -> int:

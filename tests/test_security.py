@@ -101,7 +101,8 @@ def test_upload_names_are_never_used_as_paths(client: TestClient, tmp_path: Path
     assert not victim.exists()  # nothing was written where a name pointed
     index_files = sorted(p.name for p in (tmp_path / "index").iterdir())
     assert all(
-        name in ("manifest.json", "write.lock", "compact.lock") or name.startswith(("store.sqlite", "vectors-"))
+        name in ("manifest.json", "write.lock", "compact.lock")
+        or name.startswith(("store.sqlite", "vectors-"))
         for name in index_files
     )
 

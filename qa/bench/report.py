@@ -85,6 +85,41 @@ def _cell(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _write_cost_lines(figures: Figures) -> list[str]:
+    sizes = figures.get("writes_sizes") or []
+    if not sizes:
+        return []
+    lines = [
+        "",
+        f"{'one small write (2 passages)':<30} {'index':>9} {'time':>9} {'written':>10} {'share':>8}"
+        f" {'compaction':>18}",
+    ]
+    for size in sizes:
+        key = f"writes_{size // 1000}k"
+
+        def cell(name: str, unit: str = "", key: str = key) -> str:
+            return _cell(figures[f"{key}_{name}"], unit)
+
+        lines.append(
+            f"{f'{size:,} passages':<30} {cell('index_mb', 'MB'):>9} {cell('small_write_ms', 'ms'):>9} "
+            f"{cell('small_write_kb', 'KB'):>10} {figures[f'{key}_small_write_share_of_index']:>8.2%} "
+            f"{cell('compaction_s', 's'):>8} {cell('compaction_mb', 'MB'):>9}"
+        )
+    return lines
+
+
+def _baseline_lines(figures: Figures) -> list[str]:
+    if "baseline" not in figures:
+        return []
+    lines = ["", f"beside {figures['baseline']} (seeds, each measured twice, medians):"]
+    for key, unit in (("http_p50_ms", "ms"), ("http_p99_ms", "ms"), ("qps_8_clients", "/s")):
+        lines.append(
+            f"  {key:<16} baseline {_cell(figures[f'baseline_{key}'], unit):>10}   "
+            f"this {_cell(figures[f'current_{key}'], unit):>10}"
+        )
+    return lines
+
+
 def render(figures: Figures, profile_text: str = "", notes: list[str] | None = None) -> str:
     lines = [
         f"qa bench ({figures.get('mode')}) on {figures.get('machine_cpu')}, "
@@ -126,6 +161,7 @@ def render(figures: Figures, profile_text: str = "", notes: list[str] | None = N
             f"{_cell(figures['ann_100k_isotropic_hnsw_p50_ms'], 'ms'):>9} "
             f"{_cell(figures['ann_100k_isotropic_hnsw_recall_at_10']):>10}"
         )
+    lines += _write_cost_lines(figures) + _baseline_lines(figures)
     lines += ["", "targets:"]
     for label, value, met in target_status(figures):
         mark = "missing" if met is None else ("met" if met else "MISSED")

@@ -8,6 +8,10 @@ last (they allocate gigabytes).
 from __future__ import annotations
 
 import gc
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,12 +22,15 @@ from typing import Any
 import numpy as np
 
 from qa.bench import ann, txtai_side
-from qa.bench.corpus import Corpus, eval_corpus, seed_corpus
+from qa.bench.corpus import SEED_DIR, Corpus, eval_corpus, seed_corpus
 from qa.bench.indexes import BuiltIndex, cache_root, measure_ingest, our_index, txtai_index
 from qa.bench.inproc import measure_corpus
+from qa.bench.load import ask_ours
 from qa.bench.machine import load_average, machine_figures
+from qa.bench.server import HOST
 from qa.bench.serving import (
     CONCURRENCY,
+    Served,
     cold_starts,
     measure_server,
     measure_variant,
@@ -60,6 +67,8 @@ class BenchOptions:
     txtai: bool = True
     http: bool = True
     ann: bool = True
+    writes: bool = True  # the cost of one small write at 1k, 10k and 100k passages
+    baseline: Path | None = None  # an earlier checkout whose `qa serve` is measured beside ours
     log: Callable[[str], None] = field(default=lambda message: None)
 
     def scaled(self, full: int, quick: int) -> int:
@@ -145,6 +154,10 @@ def run_benchmark(options: BenchOptions) -> BenchResult:
     gc.collect()
     if options.http:
         _over_http(options, result, (seeds, evaldata), ours, theirs)
+    if options.baseline is not None:
+        _beside_baseline(options, figures, ours[seeds.name].path, [q.text for q in seeds.questions])
+    if options.writes:
+        figures.update(write_cost(options))
     if options.ann:
         counts = (100_000,) if options.quick else (100_000, 1_000_000)
         measured, result.ann_results = ann.vector_search_figures(
@@ -259,6 +272,54 @@ def _variants(options: BenchOptions, figures: Figures, index_dir: Path, question
                 max_seconds=options.scaled(20, 8),
             )
         )
+
+
+def write_cost(options: BenchOptions) -> Figures:
+    from qa.bench.writes import SIZES, measure_write_cost
+
+    sizes = SIZES[:2] if options.quick else SIZES
+    return measure_write_cost(sizes, writes=options.scaled(30, 10), log=options.log)
+
+
+def _beside_baseline(options: BenchOptions, figures: Figures, our_seeds: Path, questions: list[str]) -> None:
+    """One client's latency and 8 clients' throughput of the baseline checkout's `qa serve` and
+    of ours, one right after the other, each over the seeds indexed by its own `qa ingest`."""
+    baseline = options.baseline
+    assert baseline is not None
+    env = {"PYTHONPATH": str(baseline.resolve()), "QA_DATA_DIR": str(Path("data").resolve())}
+    with tempfile.TemporaryDirectory(prefix="qa-bench-baseline-") as scratch:
+        index_dir = Path(scratch) / "index"
+        command = [sys.executable, "-c", "from qa.cli import main; main()"]
+        options.log(f"baseline: indexing the seeds with {baseline}")
+        subprocess.run(
+            [*command, "ingest", str(SEED_DIR), "--index", str(index_dir)],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+        served = Served(
+            lambda port: [*command, "serve", "--index", str(index_dir), "--host", HOST, "--port", str(port)],
+            ask_ours,
+            env,
+        )
+        limits = {
+            "single_requests": options.scaled(300, 80),
+            "load_requests": options.scaled(600, 200),
+            "max_seconds": options.scaled(20, 8),
+        }
+        for turn in range(2):  # baseline, ours, baseline, ours: drift in the machine shows
+            options.log(f"HTTP: baseline qa serve on seeds ({turn + 1}/2)")
+            figures.update(measure_variant(served, questions, prefix=f"baseline_{turn}_", **limits))
+            options.log(f"HTTP: this qa serve on seeds ({turn + 1}/2)")
+            ours = ours_served(our_seeds)
+            figures.update(measure_variant(ours, questions, prefix=f"current_{turn}_", **limits))
+    for key in ("http_p50_ms", "http_p99_ms", "qps_8_clients"):
+        figures[f"baseline_{key}"] = statistics.median(figures[f"baseline_{t}_{key}"] for t in range(2))
+        figures[f"current_{key}"] = statistics.median(figures[f"current_{t}_{key}"] for t in range(2))
+    figures["baseline"] = str(baseline)
+    figures["ratio_http_p50_vs_baseline"] = ratio(
+        figures["current_http_p50_ms"], figures["baseline_http_p50_ms"]
+    )
 
 
 def _passage_vectors(built: BuiltIndex) -> np.ndarray:

@@ -26,13 +26,21 @@ class ModelIdentity:
     name: str
     fingerprint: str
     dimension: int
+    # What an older version of the project recorded for this same model (same vectors).
+    former_fingerprint: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "fingerprint": self.fingerprint, "dimension": self.dimension}
 
+    def made(self, recorded: dict[str, Any]) -> bool:
+        """Whether this model made the vectors of an index that recorded `recorded`, under the
+        fingerprint of today or of an older version."""
+        known = {self.fingerprint, self.former_fingerprint} - {None}
+        return recorded.get("dimension") == self.dimension and recorded.get("fingerprint") in known
+
     def check(self, recorded: dict[str, Any], location: str) -> None:
         """Refuse an index built with another model, saying how to rebuild it."""
-        if recorded.get("dimension") == self.dimension and recorded.get("fingerprint") == self.fingerprint:
+        if self.made(recorded):
             return
         raise IndexStateError(
             f"the index at {location} was built with the model {recorded.get('name')!r} (dimension "

@@ -222,6 +222,8 @@ class LocalIndex(IndexBackend):
         if model is None:
             model = ModelIdentity(**manifest["model"])
         model.check(manifest["model"], str(directory))
+        if manifest["model"]["fingerprint"] != model.fingerprint:
+            manifest = cls._record_fingerprint(directory, model)
         index = cls(directory, model, manifest, vector_policy(vector_kind, manifest.get("vector_index")))
         try:
             with index.view():  # loads the vectors: a damaged index fails here, not at the first question
@@ -230,6 +232,16 @@ class LocalIndex(IndexBackend):
             index.close()
             raise
         return index
+
+    @staticmethod
+    def _record_fingerprint(directory: Path, model: ModelIdentity) -> dict[str, Any]:
+        """Record today's fingerprint of the model that made the index (it was recorded under the
+        fingerprint of an older version), so later versions need not know the old one."""
+        with storage_errors(directory, "update"), file_lock(directory / WRITE_LOCK):
+            manifest = read_manifest(directory / MANIFEST)
+            manifest["model"] = manifest["model"] | {"fingerprint": model.fingerprint}
+            write_json_atomically(directory / MANIFEST, manifest)
+        return manifest
 
     @staticmethod
     def _create(

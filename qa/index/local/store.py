@@ -26,6 +26,7 @@ STORE_FILE = "store.sqlite"
 _PASSAGES_PER_QUERY = 200
 _IDS_PER_QUERY = 500
 BUSY_TIMEOUT_MS = 60_000
+WAL_SIZE_LIMIT = 32 * 2**20
 
 SCHEMA = """
 CREATE TABLE state (
@@ -91,6 +92,9 @@ def connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA foreign_keys = ON")
     # FULL: a write acknowledged to a user survives a power cut, not only a crash.
     connection.execute("PRAGMA synchronous = FULL")
+    # The WAL is reused after each checkpoint; without a limit it would keep the size of the
+    # largest write ever made.
+    connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     return connection
 
 
