@@ -288,7 +288,7 @@ def _open_index(index_dir: Path):
     """The index alone, without loading the model: for commands that neither embed nor search."""
     from qa.index import open_index
 
-    return open_index(index_dir, None, create=False)
+    return open_index(index_dir, None, create=False, searching=False)
 
 
 from qa.eval_cli import eval_command  # noqa: E402  (registered last: the command lives in its own module)

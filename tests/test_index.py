@@ -321,3 +321,93 @@ def test_a_later_copy_of_a_waiting_document_replaces_it_before_it_is_embedded(tm
     assert sorted(report.added) == ["a", "b"]
     assert stored(index, "a").text == later.text
     index.close()
+
+
+def test_a_write_is_acknowledged_even_when_checking_for_compaction_fails(service, monkeypatch):
+    import sqlite3
+
+    from qa.index.local import store
+
+    def broken(connection):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "vector_log_size", broken)
+    written = service.index.write(deletes=["geneva"])  # committed: reported as such
+    assert written.removed == ["geneva"]
+    assert stored(service.index, "geneva") is None
+
+
+def test_an_unfinished_listing_does_not_pin_later_views_to_its_state(service, tmp_path, fake_encoder):
+    with service.index.view() as view:
+        next(view.iter_documents())  # left unfinished
+    other = open_index(tmp_path / "index", fake_encoder)  # another writer
+    ingest_documents(other, fake_encoder, [doc("ankara", "Ankara talks\nTalks held in Ankara.")])
+    other.close()
+    for _ in range(3):  # every pooled connection sees the new state
+        assert stored(service.index, "ankara") is not None
+
+
+def test_a_compaction_keeps_the_manifest_temporary_of_a_live_process(service, tmp_path):
+    directory = tmp_path / "index"
+    live = directory / f".manifest.json.{os.getpid()}.tmp"
+    dead = directory / ".manifest.json.999999999.tmp"
+    for path in (live, dead):
+        path.write_text("{}")
+    service.index.compact()
+    assert live.exists() and not dead.exists()
+
+
+def test_a_damaged_store_is_one_clear_error_for_qa_docs(service, tmp_path):
+    import subprocess
+    import sys
+
+    service.index.close()
+    store_file = tmp_path / "index" / "store.sqlite"
+    data = store_file.read_bytes()
+    store_file.write_bytes(data[:4096] + b"\xa5" * (len(data) - 4096))  # every page but the schema
+    done = subprocess.run(
+        [sys.executable, "-c", "from qa.cli import main; main()", "docs", "--index", str(tmp_path / "index")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "corrupt" in done.stderr.splitlines()[-1], done.stderr
+
+
+def test_vector_state_advanced_many_times_finds_what_exact_search_finds(tmp_path):
+    """Vectors added and removed over many versions (segments merged on the way) are searched
+    as exact search over the live ones would."""
+    from qa.index.local.faiss_index import FaissBackend
+    from qa.index.local.vectors import VectorState
+
+    rng = np.random.default_rng(3)
+
+    def unit(count):
+        vectors = rng.standard_normal((count, 16)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    base = FaissBackend(16, "flat")
+    live = dict(zip(range(1, 41), unit(40), strict=True))
+    base.add(np.array(list(live), dtype=np.int64), np.stack(list(live.values())))
+    base.save(tmp_path / "v.faiss")
+    state = VectorState.load(tmp_path / "v.faiss", 16, 0)
+    next_id = 41
+    for version in range(1, 25):
+        changes = []
+        for vector in unit(3):
+            changes.append((next_id, vector.tobytes()))
+            live[next_id] = vector
+            next_id += 1
+        for gone in rng.choice(sorted(live), size=2, replace=False):
+            changes.append((int(gone), None))
+            del live[int(gone)]
+        state = state.advanced(version, changes)
+        assert len(state) == len(live) and len(state.segments) <= 8
+    ids = np.array(list(live), dtype=np.int64)
+    matrix = np.stack(list(live.values()))
+    for query in unit(5):
+        expected = ids[np.argsort(-(matrix @ query))[:10]].tolist()
+        assert [passage_id for passage_id, _ in state.search(query, 10)] == expected
+    found_ids, _ = state.contents()
+    assert sorted(found_ids.tolist()) == sorted(live)

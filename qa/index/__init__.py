@@ -46,11 +46,13 @@ def open_index(
     create: bool = True,
     chunking: ChunkingSettings | None = None,
     vector_kind: str | None = None,
+    searching: bool = True,
 ) -> IndexBackend:
     """The index at `location`: a directory (the local backend) or, later, a database URL.
 
     `model` is checked against the one the index was built with; None takes the recorded one,
-    for commands that neither embed nor search (listing, export, removal, compaction).
+    for commands that neither embed nor search (listing, export, removal, compaction). Without
+    `searching`, views do not load the vectors: those commands start at once on a large index.
     """
     location = str(location)
     if "://" in location:
@@ -58,4 +60,6 @@ def open_index(
         raise IndexStateError(f"no index backend for {scheme}:// locations yet; give a directory")
     from qa.index.local import LocalIndex
 
-    return LocalIndex.open(Path(location), model, create=create, chunking=chunking, vector_kind=vector_kind)
+    return LocalIndex.open(
+        Path(location), model, create=create, chunking=chunking, vector_kind=vector_kind, searching=searching
+    )

@@ -178,11 +178,11 @@ class IndexBackend(ABC):
 
     @abstractmethod
     def compact(self) -> dict[str, Any]:
-        """Merge what writes left behind (a no-op where there is nothing to merge); returns figures."""
+        """Merge what writes left behind (nothing where there is nothing to merge); returns figures."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:
-        """What the index is made of, for `qa docs --json`, /health and the benchmark."""
+        """What the index is made of: counts, version, model, vector index (for people and tests)."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -7,19 +7,21 @@
 
 A write takes `write.lock`, begins a SQLite transaction on the latest committed state, changes
 the rows it touches (logging the passage vectors it adds and removes), and commits: its cost
-follows the change, and the lock serializes writers so none replaces another's work. Readers,
-in this process or any other, begin a read transaction per view; SQLite's WAL keeps its state
-fixed while writers commit, and each view sees the latest state when it begins, so a server
-answers with another process's write on its next question. Vectors logged since the checkpoint
-are folded into a new checkpoint by compaction, automatically when they pile up (in the
-background, under `compact.lock`) or by `qa compact`. Only a compaction deletes files: the
-checkpoints it replaced and what a killed compaction left. A process killed at any point leaves
-the last committed state: SQLite rolls back an unfinished transaction, and the OS frees the locks.
+follows the change, and the lock serializes writers so none replaces another's work. The
+manifest is only ever rewritten under `write.lock` too. Readers, in this process or any other,
+begin a read transaction per view; SQLite's WAL keeps its state fixed while writers commit, and
+each view sees the latest state when it begins, so a server answers with another process's
+write on its next question. Vectors logged since the checkpoint are folded into a new
+checkpoint by compaction, automatically when they pile up (in the background, under
+`compact.lock`) or by `qa compact`. Only a compaction deletes files: the checkpoints it replaced
+and what a killed compaction left. A process killed at any point leaves the last committed
+state: SQLite rolls back an unfinished transaction, and the OS frees the locks.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import re
@@ -61,12 +63,19 @@ from qa.index.local.vectors import VectorState
 FORMAT_VERSION = 3  # 3: state in place in SQLite (WAL), vectors as checkpoint + log
 MANIFEST = "manifest.json"
 _CHECKPOINT_FILE = re.compile(r"^vectors-\d+-[0-9a-f]+\.faiss$")
-_STRAY_FILE = re.compile(r"^\.(vectors-\d+-[0-9a-f]+\.faiss|manifest\.json)\.\d+\.tmp$")
+_COMPACTION_TEMPORARY = re.compile(r"^\.vectors-\d+-[0-9a-f]+\.faiss\.\d+\.tmp$")
+_MANIFEST_TEMPORARY = re.compile(r"^\.manifest\.json\.(\d+)\.tmp$")
+FORMAT_2_FILE = re.compile(r"^(vectors|store)-\d{6}\.(faiss|sqlite)")
 # Compaction is due when the vectors logged since the checkpoint pass this share of the corpus
-# (and this many at least): searching the log's exact index costs ~0.1 µs a vector.
+# (and this many at least): searching the logged vectors exactly costs ~0.1 µs a vector.
 COMPACT_SHARE = 0.1
 COMPACT_AT_LEAST = 2_000
+# After a failed background compaction (a full disk), writes do not start another for a while:
+# each would clone the whole vector index first.
+_COMPACTION_RETRY_S = 60.0
 _VIEW_ATTEMPTS = 20
+
+logger = logging.getLogger("qa.index")
 
 
 def _rebuild_hint(directory: Path) -> str:
@@ -101,23 +110,44 @@ def _on_read_only_filesystem(path: Path) -> bool:
         return False
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class _Stale(Exception):
-    """The view's transaction is older than what this process already loaded: begin again."""
+    """The view's transaction is older than what this process already loaded, or names a
+    checkpoint a compaction has since replaced: begin again."""
 
 
-def _checkpoint_name(version: int) -> str:
+def checkpoint_name(version: int) -> str:
     return f"vectors-{version:09d}-{secrets.token_hex(4)}.faiss"
 
 
 class LocalView(IndexView):
     def __init__(
-        self, reader: store.StoreReader, state: store.State, vectors: VectorState, chunking: ChunkingSettings
+        self,
+        reader: store.StoreReader,
+        state: store.State,
+        vectors: VectorState | None,
+        chunking: ChunkingSettings,
     ) -> None:
         self._reader = reader
         self._state = state
-        self.vectors = vectors
+        self._vectors = vectors
         self.version = state.version
         self.chunking = chunking
+
+    @property
+    def vectors(self) -> VectorState:
+        if self._vectors is None:
+            raise IndexStateError("this index was opened for listing only; open it to search")
+        return self._vectors
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.vectors.search(vector, k)
@@ -163,14 +193,21 @@ class LocalIndex(IndexBackend):
     """A local index directory (see the module docstring); safe to share between processes."""
 
     def __init__(
-        self, directory: Path, model: ModelIdentity, manifest: dict[str, Any], policy: VectorIndexPolicy
-    ):
+        self,
+        directory: Path,
+        model: ModelIdentity,
+        manifest: dict[str, Any],
+        requested_kind: str | None,
+        *,
+        searching: bool,
+    ) -> None:
         self.directory = directory
         self.location = str(directory)
         self.model = model
         self.chunking = ChunkingSettings(**manifest["chunking"])
-        self.vector_policy = policy
-        self._manifest = manifest
+        self._requested_kind = requested_kind
+        self.vector_policy = vector_policy(requested_kind, manifest.get("vector_index"))
+        self._searching = searching
         self._store_path = directory / store.STORE_FILE
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._connections: list[sqlite3.Connection] = []
@@ -178,8 +215,9 @@ class LocalIndex(IndexBackend):
         self._vectors: VectorState | None = None
         self._vectors_lock = threading.Lock()
         self._writer_lock = threading.Lock()
+        self._compaction_lock = threading.Lock()
         self._compaction: threading.Thread | None = None
-        self.compaction_error: BaseException | None = None  # the last background compaction's
+        self._compaction_failed_at = 0.0
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -192,9 +230,11 @@ class LocalIndex(IndexBackend):
         create: bool = True,
         chunking: ChunkingSettings | None = None,
         vector_kind: str | None = None,
+        searching: bool = True,
     ) -> LocalIndex:
         """Open the index at `directory` (creating it when `create`). `vector_kind`: auto (the
-        default), flat, ivf or hnsw (see `VectorIndexPolicy`); it takes effect at the next compaction."""
+        default), flat, ivf or hnsw (see `VectorIndexPolicy`); it takes effect at the next
+        compaction. Without `searching`, views do not load the vectors (listing, export, removal)."""
         directory = Path(directory)
         manifest_path = directory / MANIFEST
         if not manifest_path.exists():
@@ -222,26 +262,18 @@ class LocalIndex(IndexBackend):
         if model is None:
             model = ModelIdentity(**manifest["model"])
         model.check(manifest["model"], str(directory))
-        if manifest["model"]["fingerprint"] != model.fingerprint:
-            manifest = cls._record_fingerprint(directory, model)
-        index = cls(directory, model, manifest, vector_policy(vector_kind, manifest.get("vector_index")))
+        index = cls(directory, model, manifest, vector_kind, searching=searching)
         try:
-            with index.view():  # loads the vectors: a damaged index fails here, not at the first question
+            if manifest["model"]["fingerprint"] != model.fingerprint:
+                # Recorded under the fingerprint of an older version: record today's, so later
+                # versions need not know the old one.
+                index._update_manifest({"model": manifest["model"] | {"fingerprint": model.fingerprint}})
+            with index.view():  # a damaged index fails here, not at the first question
                 pass
         except BaseException:
             index.close()
             raise
         return index
-
-    @staticmethod
-    def _record_fingerprint(directory: Path, model: ModelIdentity) -> dict[str, Any]:
-        """Record today's fingerprint of the model that made the index (it was recorded under the
-        fingerprint of an older version), so later versions need not know the old one."""
-        with storage_errors(directory, "update"), file_lock(directory / WRITE_LOCK):
-            manifest = read_manifest(directory / MANIFEST)
-            manifest["model"] = manifest["model"] | {"fingerprint": model.fingerprint}
-            write_json_atomically(directory / MANIFEST, manifest)
-        return manifest
 
     @staticmethod
     def _create(
@@ -251,18 +283,24 @@ class LocalIndex(IndexBackend):
         for leftover in directory.glob(f"{store.STORE_FILE}*"):
             leftover.unlink()
         vectors = FaissBackend(model.dimension, policy.kind_for(0))
-        checkpoint = _checkpoint_name(0)
+        checkpoint = checkpoint_name(0)
         vectors.save(directory / checkpoint)
         store.create(directory / store.STORE_FILE, checkpoint)
-        now = time.time()
         manifest = {
             "format_version": FORMAT_VERSION,
             "model": model.to_dict(),
             "chunking": chunking.to_dict(),
             "vector_index": vectors.describe() | policy.to_dict(),
-            "created_at": now,
+            "created_at": time.time(),
         }
         write_json_atomically(directory / MANIFEST, manifest)
+
+    def _update_manifest(self, changes: dict[str, Any]) -> None:
+        """Rewrite the manifest with `changes`, under the write lock, from what is on disk now."""
+        with storage_errors(self.directory, "update"), file_lock(self.directory / WRITE_LOCK):
+            manifest = read_manifest(self.directory / MANIFEST)
+            if any(manifest.get(key) != value for key, value in changes.items()):
+                write_json_atomically(self.directory / MANIFEST, manifest | changes)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -274,7 +312,7 @@ class LocalIndex(IndexBackend):
         try:
             connection = store.connect(self._store_path)
         except sqlite3.OperationalError:
-            if for_reading and _on_read_only_filesystem(self.directory):
+            if for_reading and self._readable_as_immutable():
                 # WAL needs its -shm file, which a read-only mount cannot hold; nothing can
                 # change the file there, so SQLite may read it as immutable. Never pooled: once
                 # the disk is writable again, the next view reads the live state.
@@ -286,46 +324,75 @@ class LocalIndex(IndexBackend):
             self._connections.append(connection)
         return connection
 
+    def _readable_as_immutable(self) -> bool:
+        """On a read-only mount, when no write is waiting in the WAL (reading the main file alone
+        would then miss committed writes)."""
+        wal = self._store_path.with_name(self._store_path.name + "-wal")
+        return _on_read_only_filesystem(self.directory) and (not wal.exists() or wal.stat().st_size == 0)
+
     def _release(self, connection: sqlite3.Connection) -> None:
-        if isinstance(connection, store.ImmutableConnection):
-            connection.close()
+        """Back to the pool, unless it cannot serve the next view as a fresh one."""
+        if isinstance(connection, store.ImmutableConnection) or connection.in_transaction:
+            with self._connections_lock:
+                if connection in self._connections:
+                    self._connections.remove(connection)
+            with suppress(sqlite3.Error):
+                connection.close()
         else:
             self._idle.put(connection)
 
-    @contextmanager
     def view(self) -> Iterator[LocalView]:
+        return self._view(with_vectors=self._searching)
+
+    @contextmanager
+    def _view(self, *, with_vectors: bool) -> Iterator[LocalView]:
         with storage_errors(self.directory, "read"):
             connection = self._connection(for_reading=True)
+        reader = store.StoreReader(connection, self._read_errors)
         try:
-            with storage_errors(self.directory, "read"):
-                state, vectors = self._begin_read(connection)
-            try:
-                yield LocalView(store.StoreReader(connection), state, vectors, self.chunking)
-            finally:
-                if connection.in_transaction:
-                    connection.execute("COMMIT")  # ends the read transaction
+            with self._read_errors():
+                state, vectors = self._begin_read(connection, with_vectors)
+            yield LocalView(reader, state, vectors, self.chunking)
         finally:
+            # Cursors a caller left unfinished would keep the read snapshot past the commit.
+            reader.close()
+            if connection.in_transaction:
+                with suppress(sqlite3.Error):
+                    connection.execute("COMMIT")  # ends the read transaction
             self._release(connection)
 
-    def _begin_read(self, connection: sqlite3.Connection) -> tuple[store.State, VectorState]:
+    @contextmanager
+    def _read_errors(self) -> Iterator[None]:
+        """Database errors of a read as the project's: damage to the file, or the disk's refusal."""
+        with storage_errors(self.directory, "read"):
+            try:
+                yield
+            except sqlite3.DatabaseError as exc:
+                if not isinstance(exc, sqlite3.OperationalError):
+                    raise self._corrupt_store(exc) from exc
+                raise
+
+    def _begin_read(
+        self, connection: sqlite3.Connection, with_vectors: bool
+    ) -> tuple[store.State, VectorState | None]:
+        missing = ""
         for _ in range(_VIEW_ATTEMPTS):
             connection.execute("BEGIN")
             try:
                 state = store.read_state(connection)
-                return state, self._vectors_for(connection, state)
-            except _Stale:
+                return state, self._vectors_for(connection, state) if with_vectors else None
+            except _Stale as stale:
+                missing = str(stale)
                 connection.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                connection.execute("ROLLBACK") if connection.in_transaction else None
-                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                    raise
-                raise self._corrupt_store(exc) from exc
             except BaseException:
                 if connection.in_transaction:
-                    connection.execute("ROLLBACK")
+                    with suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
                 raise
+        if missing:
+            raise IndexStateError(f"the vector file {missing} is missing. {_rebuild_hint(self.directory)}")
         raise IndexStateError(
-            f"the vector file of the index at {self.directory} is missing. {_rebuild_hint(self.directory)}"
+            f"could not read a consistent state of the index at {self.directory}; try again"
         )
 
     def _corrupt_store(self, exc: sqlite3.DatabaseError) -> IndexStateError:
@@ -335,34 +402,41 @@ class LocalIndex(IndexBackend):
 
     def _vectors_for(self, connection: sqlite3.Connection, state: store.State) -> VectorState:
         """The vectors as of `state` (read in `connection`'s transaction), loaded or advanced."""
-        wanted = (state.version, state.checkpoint_version)
         loaded = self._vectors
-        if loaded is not None and (loaded.version, loaded.checkpoint_version) == wanted:
+        if loaded is not None and (loaded.checkpoint, loaded.version) == (state.checkpoint, state.version):
             return loaded
+        fresh = None
+        if loaded is None or loaded.checkpoint != state.checkpoint:
+            # Read outside the lock (a million vectors take seconds): other threads go on
+            # answering from the state they have.
+            fresh = self._load_checkpoint(state)
         with self._vectors_lock:
-            loaded = self._vectors
-            if loaded is not None and (loaded.version, loaded.checkpoint_version) > wanted:
-                raise _Stale
-            if loaded is None or loaded.checkpoint != state.checkpoint:
-                loaded = self._load_checkpoint(state)
-            if loaded.version < state.version:
-                loaded = loaded.advanced(
-                    state.version, store.vector_log(connection, loaded.version, state.version)
-                )
-            self._vectors = loaded
-            return loaded
+            current = self._vectors
+            if current is not None and (current.version, current.checkpoint_version) > (
+                state.version,
+                state.checkpoint_version,
+            ):
+                raise _Stale  # another thread moved on: a newer transaction sees at least that
+            if current is not None and current.checkpoint == state.checkpoint:
+                vectors = current
+            else:
+                vectors = fresh or self._load_checkpoint(state)
+            if vectors.version < state.version:
+                changes = store.vector_log(connection, vectors.version, state.version)
+                vectors = vectors.advanced(state.version, changes)
+            self._vectors = vectors
+            return vectors
 
     def _load_checkpoint(self, state: store.State) -> VectorState:
         path = self.directory / state.checkpoint
         try:
-            loaded = VectorState.load(path, self.model.dimension, state.checkpoint_version)
-        except (FileNotFoundError, RuntimeError) as exc:
+            return VectorState.load(path, self.model.dimension, state.checkpoint_version)
+        except (FileNotFoundError, RuntimeError, ValueError) as exc:
             if not path.exists():
-                raise _Stale from exc  # a compaction replaced it since this transaction began
+                raise _Stale(path) from exc  # a compaction replaced it since this transaction began
             raise IndexStateError(
                 f"the vector file {path} is corrupt. {_rebuild_hint(self.directory)}"
             ) from exc
-        return loaded
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -389,7 +463,6 @@ class LocalIndex(IndexBackend):
                     writer.add_document(document, now)
                 result.version = writer.publish()
                 connection.execute("COMMIT")
-                due = self._compaction_due(connection)
             except BaseException:
                 # SQLite has already rolled back after some errors (a full disk): only roll back
                 # what is still open, so the first error is the one reported.
@@ -399,31 +472,47 @@ class LocalIndex(IndexBackend):
                 raise
             finally:
                 self._release(connection)
-        if due:
-            self._compact_in_background()
+        self._compact_if_due()
         return result
 
-    def _compaction_due(self, connection: sqlite3.Connection) -> bool:
-        state = store.read_state(connection)
-        return store.vector_log_size(connection) > max(COMPACT_AT_LEAST, COMPACT_SHARE * state.passages)
+    def _compact_if_due(self) -> None:
+        """Start a background compaction when the log has grown past its share. Never fails the
+        write that asked: that write is committed."""
+        if time.monotonic() - self._compaction_failed_at < _COMPACTION_RETRY_S:
+            return
+        try:
+            connection = self._connection()
+            try:
+                state = store.read_state(connection)
+                due = store.vector_log_size(connection) > max(
+                    COMPACT_AT_LEAST, COMPACT_SHARE * state.passages
+                )
+            finally:
+                self._release(connection)
+        except (sqlite3.Error, OSError, IndexStateError):
+            logger.warning("could not check whether %s needs a compaction", self.directory, exc_info=True)
+            return
+        if not due:
+            return
+        with self._compaction_lock:
+            if self._compaction is not None and self._compaction.is_alive():
+                return
+            self._compaction = threading.Thread(
+                target=self._compact_in_background, name="qa-index-compaction", daemon=True
+            )
+            self._compaction.start()
 
     def _compact_in_background(self) -> None:
-        if self._compaction is not None and self._compaction.is_alive():
-            return
-
-        def run() -> None:
-            try:
-                self.compact(wait=False)
-            except BaseException as exc:  # kept for describe(); the next write tries again
-                self.compaction_error = exc
-
-        self._compaction = threading.Thread(target=run, name="qa-index-compaction", daemon=True)
-        self._compaction.start()
+        try:
+            self.compact(wait=False)
+        except Exception:
+            self._compaction_failed_at = time.monotonic()
+            logger.warning("background compaction of %s failed; writes go on", self.directory, exc_info=True)
 
     def compact(self, *, wait: bool = True) -> dict[str, Any]:
         """Write a new vector checkpoint holding every logged change, then remove the old one.
 
-        Writers go on meanwhile; only the final switch takes the store's write lock for a moment.
+        Writers go on while it is built; the switch to it takes the write lock for a moment.
         With `wait` false, returns at once when another process is compacting.
         """
         started = time.perf_counter()
@@ -433,33 +522,22 @@ class LocalIndex(IndexBackend):
         ):
             if not taken:
                 return {"compacted": False, "reason": "another process is compacting"}
-            with self.view() as view:
+            with self._view(with_vectors=True) as view:
                 current = view.vectors
-            vectors = current.base.copy()
-            vectors.delete(np.fromiter(current.hidden, dtype=np.int64, count=len(current.hidden)))
-            vectors.add(current.recent_ids, current.recent_vectors)
-            vectors = vectors.adapted(self.vector_policy)
-            name = _checkpoint_name(current.version)
-            temporary = self.directory / f".{name}.{os.getpid()}.tmp"
-            try:
-                vectors.save(temporary)
-                os.replace(temporary, self.directory / name)
-            finally:
-                temporary.unlink(missing_ok=True)
-            fsync_dir(self.directory)
-            connection = store.connect(self._store_path)
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                store.record_checkpoint(connection, name, current.version)
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                (self.directory / name).unlink(missing_ok=True)
-                raise
-            finally:
-                connection.close()
-            self._record_vector_index(vectors)
+            policy = vector_policy(
+                self._requested_kind, read_manifest(self.directory / MANIFEST).get("vector_index")
+            )
+            vectors = current.base
+            if current.pending:
+                vectors = vectors.copy()
+                vectors.delete(np.fromiter(current.removed, dtype=np.int64, count=len(current.removed)))
+                vectors.add(*current.recent())
+            vectors = vectors.adapted(policy)
+            if vectors is current.base:
+                removed = self._remove_unused_files(keep=current.checkpoint)
+                return {"compacted": False, "reason": "nothing to fold", "removed_files": removed}
+            name = self._write_checkpoint(vectors, current.version)
+            self._update_manifest({"vector_index": vectors.describe() | policy.to_dict()})
             removed = self._remove_unused_files(keep=name)
         return {
             "compacted": True,
@@ -471,30 +549,57 @@ class LocalIndex(IndexBackend):
             "seconds": round(time.perf_counter() - started, 3),
         }
 
-    def _record_vector_index(self, vectors: FaissBackend) -> None:
-        described = vectors.describe() | self.vector_policy.to_dict()
-        if self._manifest.get("vector_index") != described:
-            self._manifest = {**self._manifest, "vector_index": described}
-            write_json_atomically(self.directory / MANIFEST, self._manifest)
+    def _write_checkpoint(self, vectors: FaissBackend, version: int) -> str:
+        """Save `vectors` as the checkpoint of `version` and switch the store to it."""
+        name = checkpoint_name(version)
+        temporary = self.directory / f".{name}.{os.getpid()}.tmp"
+        try:
+            vectors.save(temporary)
+            os.replace(temporary, self.directory / name)
+        finally:
+            temporary.unlink(missing_ok=True)
+        fsync_dir(self.directory)
+        try:
+            with file_lock(self.directory / WRITE_LOCK):
+                connection = store.connect(self._store_path)
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                    store.record_checkpoint(connection, name, version)
+                    connection.execute("COMMIT")
+                finally:
+                    if connection.in_transaction:
+                        with suppress(sqlite3.Error):
+                            connection.execute("ROLLBACK")
+                    connection.close()
+        except BaseException:
+            (self.directory / name).unlink(missing_ok=True)
+            raise
+        return name
 
     def _remove_unused_files(self, keep: str) -> list[str]:
-        """Checkpoints other than `keep`, and files a killed compaction or writer left behind.
+        """Checkpoints other than `keep`, and files a killed compaction, writer or upgrade left.
 
         Called with the compaction lock held, after the store names `keep`: no other process
         writes these files now, and a reader that still wanted an old checkpoint begins again.
         """
         removed = []
         for path in self.directory.iterdir():
-            stale = _CHECKPOINT_FILE.match(path.name) and path.name != keep
-            if stale or _STRAY_FILE.match(path.name):
+            name = path.name
+            manifest_temporary = _MANIFEST_TEMPORARY.match(name)
+            if (
+                (_CHECKPOINT_FILE.match(name) and name != keep)
+                or _COMPACTION_TEMPORARY.match(name)
+                or FORMAT_2_FILE.match(name)
+                or (manifest_temporary and not _process_alive(int(manifest_temporary.group(1))))
+            ):
                 path.unlink(missing_ok=True)
-                removed.append(path.name)
+                removed.append(name)
         return removed
 
     # -- the rest ----------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        with self.view() as view:
+        with self._view(with_vectors=True) as view:
             vectors = view.vectors
             return {
                 "backend": "local",
@@ -511,8 +616,10 @@ class LocalIndex(IndexBackend):
             }
 
     def close(self) -> None:
-        if self._compaction is not None:
-            self._compaction.join()
+        with self._compaction_lock:
+            compaction = self._compaction
+        if compaction is not None:
+            compaction.join()
         with self._connections_lock:
             for connection in self._connections:
                 with suppress(sqlite3.Error):

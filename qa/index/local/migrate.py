@@ -2,12 +2,13 @@
 
 Runs under the write lock. The new files are made beside the old ones; the new manifest is
 the switch; the old files go only after it. A crash before the switch leaves the format-2
-index as it was (the next open starts the upgrade again), and after it the format-3 one.
+index as it was (the next open starts the upgrade again), and after it the format-3 one, with
+old files that the next compaction removes.
 """
 
 from __future__ import annotations
 
-import re
+import os
 import shutil
 import sqlite3
 import time
@@ -15,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from qa.index.local import store
-from qa.index.local.backend import FORMAT_VERSION, MANIFEST, _checkpoint_name
+from qa.index.local.backend import FORMAT_2_FILE, FORMAT_VERSION, MANIFEST, checkpoint_name
 from qa.index.local.files import fsync_dir, write_json_atomically
-
-_FORMAT_2_FILE = re.compile(r"^(vectors|store)-\d{6}\.(faiss|sqlite)")
 
 
 def migrate_format_2(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -30,8 +29,10 @@ def migrate_format_2(directory: Path, manifest: dict[str, Any]) -> dict[str, Any
         leftover.unlink()
     for leftover in directory.glob("vectors-*-*.faiss"):
         leftover.unlink()
-    checkpoint = _checkpoint_name(1)
+    checkpoint = checkpoint_name(1)
     shutil.copyfile(old_vectors, directory / checkpoint)
+    with open(directory / checkpoint, "rb") as copied:  # durable before the manifest names it
+        os.fsync(copied.fileno())
     new_store = directory / store.STORE_FILE
     store.create(new_store, checkpoint)
     connection = store.connect(new_store)
@@ -70,6 +71,6 @@ def migrate_format_2(directory: Path, manifest: dict[str, Any]) -> dict[str, Any
     }
     write_json_atomically(directory / MANIFEST, upgraded)
     for path in directory.iterdir():  # this generation's files, and any a crash left of others
-        if _FORMAT_2_FILE.match(path.name):
+        if FORMAT_2_FILE.match(path.name):
             path.unlink(missing_ok=True)
     return upgraded

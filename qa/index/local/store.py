@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -25,7 +26,7 @@ STORE_FILE = "store.sqlite"
 # 4 bound variables a passage: 200 stay far below SQLite's smallest limit (999 before 3.32).
 _PASSAGES_PER_QUERY = 200
 _IDS_PER_QUERY = 500
-BUSY_TIMEOUT_MS = 60_000
+BUSY_TIMEOUT_S = 60.0
 WAL_SIZE_LIMIT = 32 * 2**20
 
 SCHEMA = """
@@ -87,8 +88,9 @@ class State:
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode: transactions are begun and ended explicitly."""
-    connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60)
-    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection = sqlite3.connect(
+        str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S
+    )
     connection.execute("PRAGMA foreign_keys = ON")
     # FULL: a write acknowledged to a user survives a power cut, not only a crash.
     connection.execute("PRAGMA synchronous = FULL")
@@ -141,41 +143,67 @@ def vector_log_size(connection: sqlite3.Connection) -> int:
 
 
 class StoreReader:
-    """Read queries on a connection that is inside a read transaction."""
+    """Read queries on a connection that is inside a read transaction.
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    `errors` wraps every query (the backend maps database errors there). Cursors of unfinished
+    iterations are closed by `close()`: left open, they would hold the read snapshot.
+    """
+
+    def __init__(
+        self, connection: sqlite3.Connection, errors: Callable[[], AbstractContextManager[None]]
+    ) -> None:
         self._db = connection
+        self._errors = errors
+        self._cursors: list[sqlite3.Cursor] = []
+
+    def _rows(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
+        with self._errors():
+            return self._db.execute(sql, parameters).fetchall()
+
+    def _iterate(self, sql: str) -> Iterator[tuple]:
+        cursor = self._db.cursor()
+        self._cursors.append(cursor)
+        with self._errors():
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(256):
+                yield from rows
+
+    def close(self) -> None:
+        for cursor in self._cursors:
+            with suppress(sqlite3.Error):
+                cursor.close()
+        self._cursors.clear()
 
     def content_hashes(self) -> dict[str, str]:
-        return dict(self._db.execute("SELECT id, content_hash FROM documents"))
+        return dict(self._rows("SELECT id, content_hash FROM documents"))
 
     def document(self, document_id: str) -> StoredDocument | None:
-        row = self._db.execute(
+        rows = self._rows(
             "SELECT d.id, d.title, d.source, d.text, d.content_hash,"
             " (SELECT count(*) FROM passages p WHERE p.document_id = d.id)"
             " FROM documents d WHERE d.id = ?",
             (document_id,),
-        ).fetchone()
-        return StoredDocument(*row) if row else None
+        )
+        return StoredDocument(*rows[0]) if rows else None
 
     def list_documents(self, offset: int, limit: int) -> list[StoredDocument]:
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT d.id, d.title, d.source, '', d.content_hash,"
             " (SELECT count(*) FROM passages p WHERE p.document_id = d.id)"
             " FROM documents d ORDER BY d.id LIMIT ? OFFSET ?",
             (limit, offset),
-        ).fetchall()
+        )
         return [StoredDocument(*row) for row in rows]
 
     def iter_documents(self) -> Iterator[StoredDocument]:
-        for row in self._db.execute(
+        for row in self._iterate(
             "SELECT d.id, d.title, d.source, d.text, d.content_hash,"
             " (SELECT count(*) FROM passages p WHERE p.document_id = d.id) FROM documents d ORDER BY d.id"
         ):
             yield StoredDocument(*row)
 
     def iter_passages(self) -> Iterator[StoredPassage]:
-        for row in self._db.execute("SELECT id, document_id, start, end FROM passages ORDER BY id"):
+        for row in self._iterate("SELECT id, document_id, start, end FROM passages ORDER BY id"):
             yield StoredPassage(*row)
 
     def documents(self, ids: Iterable[str]) -> dict[str, StoredDocument]:
@@ -184,7 +212,7 @@ class StoreReader:
         for first in range(0, len(wanted), _IDS_PER_QUERY):
             chunk = wanted[first : first + _IDS_PER_QUERY]
             marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(
+            for row in self._rows(
                 f"SELECT id, title, source, text, content_hash, 0 FROM documents WHERE id IN ({marks})", chunk
             ):
                 found[row[0]] = StoredDocument(*row)
@@ -196,7 +224,7 @@ class StoreReader:
         for first in range(0, len(wanted), _IDS_PER_QUERY):
             chunk = wanted[first : first + _IDS_PER_QUERY]
             marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(
+            for row in self._rows(
                 f"SELECT id, document_id, start, end FROM passages WHERE id IN ({marks})", chunk
             ):
                 found[row[0]] = StoredPassage(*row)
@@ -209,7 +237,7 @@ class StoreReader:
             chunk = passages[first : first + _PASSAGES_PER_QUERY]
             rows_wanted = ",".join("(?,?,?,?)" for _ in chunk)
             values = [value for p in chunk for value in (p.id, p.document_id, p.start, p.end)]
-            for passage_id, start, end, vector in self._db.execute(
+            for passage_id, start, end, vector in self._rows(
                 f"WITH wanted(passage, document, first, last) AS (VALUES {rows_wanted})"
                 " SELECT wanted.passage, sentences.start, sentences.end, sentences.vector"
                 " FROM wanted JOIN sentences ON sentences.document_id = wanted.document"
@@ -226,11 +254,11 @@ class StoreReader:
         query = " OR ".join('"{}"'.format(term.replace('"', '""')) for term in terms if term)
         if not query:
             return []
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT rowid, -bm25(lexical) AS score FROM lexical WHERE lexical MATCH ?"
             " ORDER BY score DESC LIMIT ?",
             (query, k),
-        ).fetchall()
+        )
         return [(int(rowid), float(score)) for rowid, score in rows]
 
 
@@ -242,9 +270,6 @@ class StoreWriter:
         self.state = read_state(connection)
         self.version = self.state.version + 1
         self._next_id = self.state.next_passage_id
-
-    def exists(self, document_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM documents WHERE id = ?", (document_id,)).fetchone() is not None
 
     def delete_document(self, document_id: str) -> bool:
         """Remove a document with its passages, sentences, lexical rows and vectors."""

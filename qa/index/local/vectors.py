@@ -2,11 +2,12 @@
 
 A write never rewrites the vector file. It logs the vectors it adds and the ids it removes in
 the store (one transaction with everything else), so its cost follows the change. A reader
-holds an immutable `VectorState`: the checkpoint's FAISS index, the vectors added since in a
-small exact index, and the checkpoint's ids removed since, which searches skip. Advancing to a
-newer version builds a new state from the old one and the log between them; threads still
-searching the old state are not disturbed. When the log grows past a share of the checkpoint,
-compaction writes a new checkpoint (see `LocalIndex.compact`).
+holds an immutable `VectorState`: the checkpoint's FAISS index, the vectors added since in small
+exact indexes (one per advance, merged when they pile up), and the ids removed since, which
+searches skip. Advancing to a newer version costs what changed: it adds a segment and a larger
+removed set, and threads still searching the old state are not disturbed (passage ids are never
+reused, so a removed id is dead wherever it is). When the log grows past a share of the
+checkpoint, compaction writes a new checkpoint (see `LocalIndex.compact`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,30 @@ import numpy as np
 
 from qa.index.local.faiss_index import FaissBackend
 
+# Segments of recent vectors a state keeps before merging them into one: each costs a search.
+_MAX_SEGMENTS = 8
 
-def _merge_top(k: int, *results: tuple[np.ndarray, np.ndarray]) -> list[tuple[int, float]]:
-    ids = np.concatenate([found for _, found in results])
+
+@dataclass(frozen=True)
+class Segment:
+    """Vectors added since the checkpoint, searched exactly."""
+
+    ids: np.ndarray  # int64
+    vectors: np.ndarray  # float32 [len(ids), dimension]
+    index: faiss.Index = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, ids: np.ndarray, vectors: np.ndarray) -> Segment:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+        index.add_with_ids(vectors, ids)
+        return cls(ids, vectors, index)
+
+
+def _merge_top(k: int, results: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[int, float]]:
     scores = np.concatenate([score for score, _ in results])
+    ids = np.concatenate([found for _, found in results])
     keep = ids >= 0
-    ids, scores = ids[keep], scores[keep]
+    scores, ids = scores[keep], ids[keep]
     order = np.argsort(-scores, kind="stable")[:k]
     return [(int(ids[i]), float(scores[i])) for i in order]
 
@@ -38,83 +57,61 @@ class VectorState:
     checkpoint: str
     checkpoint_version: int
     base: FaissBackend  # never changed after loading: other threads may be searching it
-    recent_ids: np.ndarray  # int64, added since the checkpoint and still live
-    recent_vectors: np.ndarray  # float32 [len(recent_ids), dimension]
-    hidden: frozenset[int]  # checkpoint ids removed since
-    _recent_index: faiss.Index | None = field(default=None, repr=False, compare=False)
-    _exclude: tuple | None = field(default=None, repr=False, compare=False)
+    segments: tuple[Segment, ...] = ()
+    removed: frozenset[int] = frozenset()  # ids removed since the checkpoint, wherever they are
+    # A FAISS selector of `removed`, with the batch it reads (which must outlive it).
+    _exclude: tuple[faiss.IDSelector, faiss.IDSelector] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @classmethod
     def load(cls, path: Path, dimension: int, version: int) -> VectorState:
-        base = FaissBackend.load(path, dimension)
-        return cls.of(
-            version,
-            path.name,
-            version,
-            base,
-            np.zeros(0, np.int64),
-            np.zeros((0, dimension), np.float32),
-            frozenset(),
-        )
-
-    @classmethod
-    def of(
-        cls,
-        version: int,
-        checkpoint: str,
-        checkpoint_version: int,
-        base: FaissBackend,
-        recent_ids: np.ndarray,
-        recent_vectors: np.ndarray,
-        hidden: frozenset[int],
-    ) -> VectorState:
-        recent_index = None
-        if len(recent_ids):
-            recent_index = faiss.IndexIDMap2(faiss.IndexFlatIP(base.dimension))
-            recent_index.add_with_ids(recent_vectors, recent_ids)
-        exclude = None
-        if hidden:
-            # The FAISS selector reads the batch, which must outlive it: both are kept together.
-            batch = faiss.IDSelectorBatch(np.fromiter(hidden, dtype=np.int64, count=len(hidden)))
-            exclude = (faiss.IDSelectorNot(batch), batch)
-        return cls(
-            version,
-            checkpoint,
-            checkpoint_version,
-            base,
-            recent_ids,
-            recent_vectors,
-            hidden,
-            recent_index,
-            exclude,
-        )
+        return cls(version, path.name, version, FaissBackend.load(path, dimension))
 
     @property
     def dimension(self) -> int:
         return self.base.dimension
 
+    @property
+    def added(self) -> int:
+        return sum(len(segment.ids) for segment in self.segments)
+
     def __len__(self) -> int:
-        return len(self.base) - len(self.hidden) + len(self.recent_ids)
+        return len(self.base) + self.added - len(self.removed)
 
     @property
     def pending(self) -> int:
         """Changes since the checkpoint that a compaction would fold into it."""
-        return len(self.recent_ids) + len(self.hidden)
+        return self.added + len(self.removed)
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         query = np.ascontiguousarray(np.atleast_2d(vector), dtype=np.float32)
-        results = [self.base.search(query, k, exclude=self._exclude[0] if self._exclude else None)]
-        if self._recent_index is not None:
-            results.append(self._recent_index.search(query, min(k, len(self.recent_ids))))
-        return _merge_top(k, *[(scores[0], ids[0]) for scores, ids in results])
+        exclude = self._exclude[0] if self._exclude else None
+        results = [self.base.search(query, k, exclude=exclude)]
+        for segment in self.segments:
+            params = faiss.SearchParameters(sel=exclude) if exclude is not None else None
+            results.append(segment.index.search(query, min(k, len(segment.ids)), params=params))
+        return _merge_top(k, [(scores[0], ids[0]) for scores, ids in results])
 
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """Every live (ids, vectors)."""
         ids, vectors = self.base.contents()
-        if self.hidden:
-            live = ~np.isin(ids, np.fromiter(self.hidden, dtype=np.int64, count=len(self.hidden)))
+        ids = np.concatenate([ids, *(segment.ids for segment in self.segments)])
+        vectors = np.concatenate([vectors, *(segment.vectors for segment in self.segments)])
+        if self.removed:
+            live = ~np.isin(ids, np.fromiter(self.removed, dtype=np.int64, count=len(self.removed)))
             ids, vectors = ids[live], vectors[live]
-        return np.concatenate([ids, self.recent_ids]), np.concatenate([vectors, self.recent_vectors])
+        return ids, vectors
+
+    def recent(self) -> tuple[np.ndarray, np.ndarray]:
+        """The live (ids, vectors) added since the checkpoint."""
+        if not self.segments:
+            return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
+        segment = _merged(self.segments, set(self.removed))[0]
+        return (segment[0].ids, segment[0].vectors) if segment else self.recent_empty()
+
+    def recent_empty(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
 
     def vectors_of(self, wanted: Sequence[int]) -> np.ndarray:
         ids, vectors = self.contents()
@@ -126,19 +123,42 @@ class VectorState:
 
     def advanced(self, version: int, changes: Iterable[tuple[int, bytes | None]]) -> VectorState:
         """This state with the logged changes of later versions applied, up to `version`."""
-        recent = dict(zip(self.recent_ids.tolist(), self.recent_vectors, strict=True))
-        hidden = set(self.hidden)
+        added: dict[int, np.ndarray] = {}
+        removed = set(self.removed)
         for passage_id, vector in changes:
             if vector is not None:
-                recent[passage_id] = np.frombuffer(vector, dtype=np.float32)
-            elif recent.pop(passage_id, None) is None:
-                hidden.add(passage_id)
-        ids = np.fromiter(recent.keys(), dtype=np.int64, count=len(recent))
-        vectors = (
-            np.stack(list(recent.values())).astype(np.float32, copy=False)
-            if recent
-            else np.zeros((0, self.dimension), np.float32)
+                added[passage_id] = np.frombuffer(vector, dtype=np.float32)
+            elif added.pop(passage_id, None) is None:
+                removed.add(passage_id)
+        segments = self.segments
+        if added:
+            ids = np.fromiter(added.keys(), dtype=np.int64, count=len(added))
+            segments = (*segments, Segment.of(ids, np.stack(list(added.values()))))
+        if len(segments) > _MAX_SEGMENTS:
+            segments, removed = _merged(segments, removed)
+        return VectorState(
+            version,
+            self.checkpoint,
+            self.checkpoint_version,
+            self.base,
+            segments,
+            frozenset(removed),
+            _selector(removed),
         )
-        return VectorState.of(
-            version, self.checkpoint, self.checkpoint_version, self.base, ids, vectors, frozenset(hidden)
-        )
+
+
+def _merged(segments: tuple[Segment, ...], removed: set[int]) -> tuple[tuple[Segment, ...], set[int]]:
+    """One segment of the live vectors of `segments`; the ids removed from them are forgotten."""
+    ids = np.concatenate([segment.ids for segment in segments])
+    vectors = np.concatenate([segment.vectors for segment in segments])
+    dead = np.isin(ids, np.fromiter(removed, dtype=np.int64, count=len(removed)))
+    still_removed = removed - set(ids[dead].tolist())
+    live_ids, live_vectors = ids[~dead], vectors[~dead]
+    return ((Segment.of(live_ids, live_vectors),) if len(live_ids) else ()), still_removed
+
+
+def _selector(removed: set[int]) -> tuple[faiss.IDSelector, faiss.IDSelector] | None:
+    if not removed:
+        return None
+    batch = faiss.IDSelectorBatch(np.fromiter(removed, dtype=np.int64, count=len(removed)))
+    return faiss.IDSelectorNot(batch), batch
