@@ -111,7 +111,10 @@ def _write_cost_lines(figures: Figures) -> list[str]:
 def _baseline_lines(figures: Figures) -> list[str]:
     if "baseline" not in figures:
         return []
-    lines = ["", f"beside {figures['baseline']} (seeds, each measured twice, medians):"]
+    lines = [
+        "",
+        f"beside {figures['baseline']} (seeds; one client alternating between the two, then 8 clients):",
+    ]
     for key, unit in (("http_p50_ms", "ms"), ("http_p99_ms", "ms"), ("qps_8_clients", "/s")):
         lines.append(
             f"  {key:<16} baseline {_cell(figures[f'baseline_{key}'], unit):>10}   "

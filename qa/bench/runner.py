@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from qa.bench import ann, txtai_side
 from qa.bench.corpus import SEED_DIR, Corpus, eval_corpus, seed_corpus
 from qa.bench.indexes import BuiltIndex, cache_root, measure_ingest, our_index, txtai_index
 from qa.bench.inproc import measure_corpus
-from qa.bench.load import ask_ours
+from qa.bench.load import HttpClient, ask_ours, run_load, time_interleaved
 from qa.bench.machine import load_average, machine_figures
 from qa.bench.server import HOST
 from qa.bench.serving import (
@@ -38,7 +37,7 @@ from qa.bench.serving import (
     ours_served,
     txtai_served,
 )
-from qa.bench.stats import ratio
+from qa.bench.stats import Latency, ratio
 
 Figures = dict[str, Any]
 # Keys every report has (None when a part did not run), in the order people read them.
@@ -282,14 +281,15 @@ def write_cost(options: BenchOptions) -> Figures:
 
 
 def _beside_baseline(options: BenchOptions, figures: Figures, our_seeds: Path, questions: list[str]) -> None:
-    """One client's latency and 8 clients' throughput of the baseline checkout's `qa serve` and
-    of ours, one right after the other, each over the seeds indexed by its own `qa ingest`."""
+    """The baseline checkout's `qa serve` and ours, both running, each over the seeds indexed by
+    its own `qa ingest`: one client's latency with requests alternating question by question (a
+    burst of load from elsewhere hits both alike), then 8 clients' throughput on each in turn."""
     baseline = options.baseline
     assert baseline is not None
     env = {"PYTHONPATH": str(baseline.resolve()), "QA_DATA_DIR": str(Path("data").resolve())}
+    command = [sys.executable, "-c", "from qa.cli import main; main()"]
     with tempfile.TemporaryDirectory(prefix="qa-bench-baseline-") as scratch:
         index_dir = Path(scratch) / "index"
-        command = [sys.executable, "-c", "from qa.cli import main; main()"]
         options.log(f"baseline: indexing the seeds with {baseline}")
         subprocess.run(
             [*command, "ingest", str(SEED_DIR), "--index", str(index_dir)],
@@ -297,25 +297,39 @@ def _beside_baseline(options: BenchOptions, figures: Figures, our_seeds: Path, q
             check=True,
             capture_output=True,
         )
-        served = Served(
+        theirs = Served(
             lambda port: [*command, "serve", "--index", str(index_dir), "--host", HOST, "--port", str(port)],
             ask_ours,
             env,
         )
-        limits = {
-            "single_requests": options.scaled(300, 80),
-            "load_requests": options.scaled(600, 200),
-            "max_seconds": options.scaled(20, 8),
-        }
-        for turn in range(2):  # baseline, ours, baseline, ours: drift in the machine shows
-            options.log(f"HTTP: baseline qa serve on seeds ({turn + 1}/2)")
-            figures.update(measure_variant(served, questions, prefix=f"baseline_{turn}_", **limits))
-            options.log(f"HTTP: this qa serve on seeds ({turn + 1}/2)")
-            ours = ours_served(our_seeds)
-            figures.update(measure_variant(ours, questions, prefix=f"current_{turn}_", **limits))
-    for key in ("http_p50_ms", "http_p99_ms", "qps_8_clients"):
-        figures[f"baseline_{key}"] = statistics.median(figures[f"baseline_{t}_{key}"] for t in range(2))
-        figures[f"current_{key}"] = statistics.median(figures[f"current_{t}_{key}"] for t in range(2))
+        with theirs.start() as baseline_server, ours_served(our_seeds).start() as our_server:
+            servers = {"baseline": baseline_server, "current": our_server}
+            for server in servers.values():
+                server.wait_for_answer(ask_ours, questions[0])
+            clients = {name: HttpClient(server.url) for name, server in servers.items()}
+            options.log("HTTP: the baseline's qa serve and this one, alternating")
+            timings = time_interleaved(
+                {name: (lambda q, c=client: c.request(*ask_ours(q))) for name, client in clients.items()},
+                questions,
+                repeats=options.scaled(6, 3),
+                max_seconds=options.scaled(120, 40),
+            )
+            for client in clients.values():
+                client.close()
+            for name, server in servers.items():
+                latency = Latency.of(timings[name])
+                figures[f"{name}_http_p50_ms"] = round(latency.p50, 2)
+                figures[f"{name}_http_p99_ms"] = round(latency.p99, 2)
+                load = run_load(
+                    server.url,
+                    ask_ours,
+                    questions,
+                    clients=8,
+                    max_requests=options.scaled(600, 200),
+                    max_seconds=options.scaled(20, 8),
+                )
+                figures[f"{name}_qps_8_clients"] = round(load.requests_per_s, 1)
+                figures[f"{name}_errors"] = load.errors
     figures["baseline"] = str(baseline)
     figures["ratio_http_p50_vs_baseline"] = ratio(
         figures["current_http_p50_ms"], figures["baseline_http_p50_ms"]

@@ -31,12 +31,12 @@ class Segment:
 
     ids: np.ndarray  # int64
     vectors: np.ndarray  # float32 [len(ids), dimension]
-    index: faiss.Index = field(repr=False, compare=False)
+    index: FaissBackend = field(repr=False, compare=False)
 
     @classmethod
     def of(cls, ids: np.ndarray, vectors: np.ndarray) -> Segment:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-        index.add_with_ids(vectors, ids)
+        index = FaissBackend(vectors.shape[1], "flat")
+        index.add(ids, vectors)
         return cls(ids, vectors, index)
 
 
@@ -87,10 +87,10 @@ class VectorState:
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         query = np.ascontiguousarray(np.atleast_2d(vector), dtype=np.float32)
         exclude = self._exclude[0] if self._exclude else None
+        # Through FaissBackend for each: it keeps FAISS on the calling thread for one question,
+        # where its OpenMP threads would spin against the model's (10 ms a question over HTTP).
         results = [self.base.search(query, k, exclude=exclude)]
-        for segment in self.segments:
-            params = faiss.SearchParameters(sel=exclude) if exclude is not None else None
-            results.append(segment.index.search(query, min(k, len(segment.ids)), params=params))
+        results += [segment.index.search(query, k, exclude=exclude) for segment in self.segments]
         return _merge_top(k, [(scores[0], ids[0]) for scores, ids in results])
 
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
