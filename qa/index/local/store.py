@@ -270,6 +270,9 @@ class StoreWriter:
         self.state = read_state(connection)
         self.version = self.state.version + 1
         self._next_id = self.state.next_passage_id
+        # Kept as the rows change: counting them would cost O(corpus) a write.
+        self._documents = self.state.documents
+        self._passages = self.state.passages
 
     def delete_document(self, document_id: str) -> bool:
         """Remove a document with its passages, sentences, lexical rows and vectors."""
@@ -282,12 +285,17 @@ class StoreWriter:
             "INSERT INTO vector_log (version, passage_id, vector) VALUES (?, ?, NULL)",
             [(self.version, i) for i in ids],
         )
-        return self._db.execute("DELETE FROM documents WHERE id = ?", (document_id,)).rowcount > 0
+        deleted = self._db.execute("DELETE FROM documents WHERE id = ?", (document_id,)).rowcount > 0
+        self._documents -= deleted
+        self._passages -= len(ids)
+        return deleted
 
     def add_document(self, document: DocumentUpsert, added_at: float) -> None:
         db = self._db
         ids = range(self._next_id, self._next_id + len(document.passages))
         self._next_id += len(document.passages)
+        self._documents += 1
+        self._passages += len(document.passages)
         db.execute(
             "INSERT INTO documents (id, title, source, text, content_hash, added_at) VALUES (?,?,?,?,?,?)",
             (document.id, document.title, document.source, document.text, document.content_hash, added_at),
@@ -317,11 +325,9 @@ class StoreWriter:
 
     def publish(self) -> int:
         """Record the new state; it becomes visible when the transaction commits."""
-        documents = self._db.execute("SELECT count(*) FROM documents").fetchone()[0]
-        passages = self._db.execute("SELECT count(*) FROM passages").fetchone()[0]
         self._db.execute(
             "UPDATE state SET version = ?, next_passage_id = ?, documents = ?, passages = ?, updated_at = ?",
-            (self.version, self._next_id, documents, passages, time.time()),
+            (self.version, self._next_id, self._documents, self._passages, time.time()),
         )
         return self.version
 
