@@ -163,8 +163,23 @@ def _print_hits(response) -> None:
 @click.option(
     "--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default=None, help="Ranking method."
 )
+@click.option(
+    "--per-document",
+    type=int,
+    default=None,
+    help="At most N passages of one document (default: no cap; overlapping ones never shown together).",
+)
+@click.option("--raw", is_flag=True, help="The ranking as it is: overlapping passages, no cap.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question (JSON lines).")
-def ask(questions: tuple[str, ...], index_dir: Path, k: int, mode: str | None, as_json: bool) -> None:
+def ask(
+    questions: tuple[str, ...],
+    index_dir: Path,
+    k: int,
+    mode: str | None,
+    per_document: int | None,
+    raw: bool,
+    as_json: bool,
+) -> None:
     """Ask a question; prints the passages that answer it, the answer sentence highlighted.
 
     The words of QUESTIONS form one question; "-" reads one question per line from stdin.
@@ -174,22 +189,24 @@ def ask(questions: tuple[str, ...], index_dir: Path, k: int, mode: str | None, a
     Examples:
       qa ask who met Jeffrey in Brussels
       qa ask "من التقى جيفري في بروكسل" -k 3
+      qa ask what did Pedersen warn about -k 10 --per-document 1
       printf 'who met Jeffrey in Brussels\\nwhat did Rayburn say\\n' | qa ask - --json
     """
     import msgspec
 
-    from qa.search import validate_k, validate_question
+    from qa.search import validate_k, validate_per_document, validate_question
     from qa.service import open_service
 
     asked = _read_questions(questions)
     validate_k(k)
+    validate_per_document(per_document)
     for question in asked if len(asked) == 1 else []:
         validate_question(question)  # a single bad question fails before the model loads
     service = open_service(index_dir, create=False)
     failures = 0
     for question in asked:
         try:
-            response = service.ask(question, k=k, mode=mode)
+            response = service.ask(question, k=k, mode=mode, per_document=per_document, raw=raw)
         except QAError as exc:
             failures += 1
             click.echo(f"error: {exc} (question: {question[:80]!r})", err=True)

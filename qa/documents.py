@@ -250,6 +250,27 @@ def _first_line(text: str, *, markdown: bool = False) -> str | None:
     return fallback
 
 
+_SITE_SEPARATOR = re.compile(r"\s+(?:[-|–—·•:]|::)\s+")
+_SITE_NAME_MAX_WORDS = 4
+_HEADLINE_MIN_WORDS = 3
+
+
+def without_site_name(title: str) -> str:
+    """A page title without the site name that pages append ("Headline - Site", "Headline | Site").
+
+    Only a short tail after the last separator goes, and only after a headline of a few words:
+    a headline that itself holds a dash keeps its longer second half.
+    """
+    parts = _SITE_SEPARATOR.split(title)
+    if len(parts) < 2:
+        return title
+    head = title[: title.rfind(parts[-1])]
+    head = _SITE_SEPARATOR.sub(" - ", head).rstrip(" -|–—·•:")
+    if len(parts[-1].split()) <= _SITE_NAME_MAX_WORDS and len(head.split()) >= _HEADLINE_MIN_WORDS:
+        return head.strip()
+    return title
+
+
 def _shorten(title: str) -> str:
     """Cut an over-long (cleaned) title at a word boundary, so result lists stay one line."""
     if len(title) <= MAX_TITLE_CHARS:
@@ -264,7 +285,8 @@ def _make(text: str, *, doc_id: str, title: str | None, source: str, markdown: b
     if first is None:
         raise DocumentError("empty document (no text)")
     explicit = clean_text(title) if title else ""
-    return Document(id=_check_id(doc_id), title=_shorten(explicit or first), text=text, source=source)
+    title = explicit or without_site_name(first)
+    return Document(id=_check_id(doc_id), title=_shorten(title), text=text, source=source)
 
 
 def _parse(data: bytes, suffix: str, *, doc_id: str, source: str) -> Document:
@@ -274,7 +296,8 @@ def _parse(data: bytes, suffix: str, *, doc_id: str, source: str) -> Document:
         html_title, body = html_to_text(text)
         if not clean_text(body):
             raise DocumentError("no text left after removing the HTML markup")
-        return _make(body, doc_id=doc_id, title=html_title, source=source)
+        page_title = without_site_name(html_title) if html_title else None
+        return _make(body, doc_id=doc_id, title=page_title, source=source)
     return _make(text, doc_id=doc_id, title=None, source=source, markdown=suffix == ".md")
 
 

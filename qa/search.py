@@ -14,7 +14,7 @@ import numpy as np
 from embeddings.encoder import TextEncoder
 from qa.errors import QuestionError
 from qa.fusion import FUSIONS, convex_fusion, reciprocal_rank_fusion
-from qa.index import IndexBackend, IndexView, SentenceVector, StoredPassage
+from qa.index import IndexBackend, IndexView, SentenceVector, StoredDocument, StoredPassage
 from qa.lexical import query_terms
 from qa.schema import AnswerSpan, AskResponse, DocumentRef, PassageHit
 from qa.textnorm import clean_text, has_arabic
@@ -45,10 +45,20 @@ class SearchSettings:
     # A passage's dense score adds this share of its best sentence's similarity: a passage
     # whose one sentence answers the question beats a passage that is vaguely on topic.
     sentence_weight: float = 1.0
+    # A body sentence this close (cosine) to the question as the headline is the answer instead.
+    headline_margin: float = 0.05
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
+
+
+@dataclass(frozen=True)
+class ResultShape:
+    """Which of the ranked passages a response shows."""
+
+    per_document: int | None = None  # at most this many passages of one document
+    raw: bool = False  # the ranking as it is: overlapping passages and no cap
 
 
 @dataclass
@@ -75,6 +85,14 @@ def validate_k(k: int) -> int:
     return k
 
 
+def validate_per_document(per_document: int | None) -> int | None:
+    if per_document is None:
+        return None
+    if not isinstance(per_document, int) or isinstance(per_document, bool) or not 1 <= per_document <= MAX_K:
+        raise QuestionError(f"per_document must be a whole number from 1 to {MAX_K}, not {per_document!r}")
+    return per_document
+
+
 def validate_mode(mode: str | None, default: str) -> str:
     mode = mode or default
     if mode not in MODES:
@@ -90,18 +108,42 @@ class SearchService:
         self.encoder = encoder
         self.settings = settings or SearchSettings()
 
-    def ask(self, question: str, k: int = 5, mode: str | None = None) -> AskResponse:
-        return self.ask_many([question], k=k, mode=mode)[0]
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        mode: str | None = None,
+        *,
+        per_document: int | None = None,
+        raw: bool = False,
+    ) -> AskResponse:
+        return self.ask_many([question], k=k, mode=mode, per_document=per_document, raw=raw)[0]
 
-    def ask_many(self, questions: Sequence[str], k: int = 5, mode: str | None = None) -> list[AskResponse]:
-        """Answer several questions, encoding them in one batch."""
+    def ask_many(
+        self,
+        questions: Sequence[str],
+        k: int = 5,
+        mode: str | None = None,
+        *,
+        per_document: int | None = None,
+        raw: bool = False,
+    ) -> list[AskResponse]:
+        """Answer several questions, encoding them in one batch.
+
+        By default a response holds no two overlapping passages of one document (the better
+        ranked one stays); `per_document` also caps the passages of any one document; `raw`
+        returns the ranking as it is.
+        """
         started = time.perf_counter()
         cleaned = [validate_question(q) for q in questions]
         k = validate_k(k)
         mode = validate_mode(mode, self.settings.mode)
+        shape = ResultShape(validate_per_document(per_document), bool(raw))
         vectors = self.encoder.encode_queries([clean_text(q) for q in cleaned])
         with self.index.view() as view:
-            responses = [self._answer(view, q, v, k, mode) for q, v in zip(cleaned, vectors, strict=True)]
+            responses = [
+                self._answer(view, q, v, k, mode, shape) for q, v in zip(cleaned, vectors, strict=True)
+            ]
         took_ms = round((time.perf_counter() - started) * 1000 / max(len(questions), 1), 3)
         for response in responses:
             response.took_ms = took_ms
@@ -185,9 +227,30 @@ class SearchService:
         best = int(np.argmax(similarities))
         return _Candidate(passage, sentences, best, float(similarities[best]))
 
-    def _answer(self, view: IndexView, question: str, vector: np.ndarray, k: int, mode: str) -> AskResponse:
+    def _answer_span(
+        self, candidate: _Candidate, document: StoredDocument, vector: np.ndarray
+    ) -> tuple[int, int]:
+        """The answer sentence's offsets: the passage's sentence most similar to the question,
+        unless that is the headline and a body sentence scores within `headline_margin` (the
+        headline is on topic for every question about the article, and answers few)."""
+        if candidate.best_sentence < 0:
+            return candidate.passage.start, candidate.passage.end
+        best = candidate.sentences[candidate.best_sentence]
+        if not _is_headline(document, best):
+            return best.start, best.end
+        body = [sentence for sentence in candidate.sentences if not _is_headline(document, sentence)]
+        if body:
+            similarities = np.stack([sentence.vector for sentence in body]) @ vector
+            closest = int(np.argmax(similarities))
+            if similarities[closest] >= candidate.best_sentence_score - self.settings.headline_margin:
+                return body[closest].start, body[closest].end
+        return best.start, best.end
+
+    def _answer(
+        self, view: IndexView, question: str, vector: np.ndarray, k: int, mode: str, shape: ResultShape
+    ) -> AskResponse:
         ranked, candidates = self._rank(view, question, vector, mode)
-        top = ranked[:k]
+        top = _selected(view, ranked, candidates, k, shape)
         missing = [pid for pid, _ in top if pid not in candidates]
         passages = view.passages(missing)
         sentences = view.sentences(list(passages.values()))
@@ -199,11 +262,7 @@ class SearchService:
             candidate = candidates[pid]
             passage = candidate.passage
             document = documents[passage.document_id]
-            if candidate.best_sentence >= 0:
-                best = candidate.sentences[candidate.best_sentence]
-                start, end = best.start, best.end
-            else:
-                start, end = passage.start, passage.end
+            start, end = self._answer_span(candidate, document, vector)
             hits.append(
                 PassageHit(
                     rank=rank,
@@ -216,3 +275,45 @@ class SearchService:
                 )
             )
         return AskResponse(question=question, passages=hits, took_ms=0.0, mode=mode)
+
+
+def _selected(
+    view: IndexView,
+    ranked: list[tuple[int, float]],
+    candidates: dict[int, _Candidate],
+    k: int,
+    shape: ResultShape,
+) -> list[tuple[int, float]]:
+    """The first `k` ranked passages a reader should see: a passage that overlaps a better one
+    of its document repeats it (passages share a sentence with their neighbours), and at most
+    `per_document` of one document."""
+    if shape.raw:
+        return ranked[:k]
+    known = {pid: candidate.passage for pid, candidate in candidates.items()}
+    known |= view.passages([pid for pid, _ in ranked if pid not in known])
+    chosen: list[tuple[int, float]] = []
+    shown: dict[str, list[StoredPassage]] = {}
+    for pid, score in ranked:
+        passage = known.get(pid)
+        if passage is None:
+            continue
+        same = shown.setdefault(passage.document_id, [])
+        if shape.per_document is not None and len(same) >= shape.per_document:
+            continue
+        if any(passage.start < other.end and other.start < passage.end for other in same):
+            continue
+        same.append(passage)
+        chosen.append((pid, score))
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def _is_headline(document: StoredDocument, sentence: SentenceVector) -> bool:
+    """A sentence that is the document's title (or the title with a site name after it)."""
+    title = _folded(document.title)
+    return bool(title) and _folded(document.text[sentence.start : sentence.end]).startswith(title)
+
+
+def _folded(text: str) -> str:
+    return " ".join(clean_text(text).casefold().split())

@@ -125,8 +125,22 @@ def test_form_answers_who_met_jeffrey_in_brussels(
     page.click('button[type="submit"]')
     page.wait_for_url(re.compile(r"/\?q=who\+met\+Jeffrey\+in\+Brussels"))
     first = page.locator("li.hit").first
-    assert "عبد الرحمن مصطفى" in first.locator("p.passage").inner_text()
+    assert first.get_attribute("data-document") == "002_b8689e71eb8b336f"  # the Brussels article
+    assert "عبد الرحمن مصطفى" in first.locator("mark").inner_text()  # the answer, not the headline
     assert first.locator("mark").count() == 1
+    assert "It's Over 9000" not in first.locator("h2").inner_text()  # no site name in the title
+    shown = [
+        (
+            hit.get_attribute("data-document"),
+            int(hit.get_attribute("data-start")),
+            int(hit.get_attribute("data-end")),
+        )
+        for hit in page.locator("li.hit").all()
+    ]
+    assert len(shown) == 5
+    for n, (document, start, end) in enumerate(shown):  # no two results overlap
+        for other, other_start, other_end in shown[n + 1 :]:
+            assert document != other or end <= other_start or other_end <= start, shown
     # dir="auto" makes the Arabic passage run right to left while the page stays left to right.
     assert first.locator("p.passage").evaluate("e => getComputedStyle(e).direction") == "rtl"
     assert page.locator("main").evaluate("e => getComputedStyle(e).direction") == "ltr"

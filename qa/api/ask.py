@@ -9,7 +9,16 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
 from qa.api.responses import errors
-from qa.api.schemas import K_SCHEMA, MODE_SCHEMA, QUESTION_SCHEMA, AskRequest, AskRequestTypes
+from qa.api.schemas import (
+    K_SCHEMA,
+    MODE_SCHEMA,
+    PER_DOCUMENT_HELP,
+    PER_DOCUMENT_SCHEMA,
+    QUESTION_SCHEMA,
+    RAW_HELP,
+    AskRequest,
+    AskRequestTypes,
+)
 from qa.api.validation import checked_question, strict_json_body
 from qa.schema import AskResponse
 from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES, SearchService
@@ -32,11 +41,18 @@ class AskController(Controller):
         sync_to_thread=True,
     )
     def ask(self, data: JSONBody[AskRequest], service: NamedDependency[SearchService]) -> AskResponse:
-        return service.ask(checked_question(data.question), k=data.k, mode=data.mode)
+        return service.ask(
+            checked_question(data.question),
+            k=data.k,
+            mode=data.mode,
+            per_document=data.per_document,
+            raw=data.raw,
+        )
 
     @get(
         summary="Ask a question (query string)",
-        description="The same as POST /api/ask, for links and quick tests: `?q=...&k=5&mode=hybrid`.",
+        description="The same as POST /api/ask, for links and quick tests: "
+        "`?q=...&k=5&mode=hybrid&per_document=1&raw=false`.",
         operation_id="askGet",
         responses=errors(400, 429, 503),
         sync_to_thread=True,
@@ -57,5 +73,9 @@ class AskController(Controller):
         mode: Annotated[
             str | None, QueryParameter(description=f"One of {', '.join(MODES)}.", schema_extra=MODE_SCHEMA)
         ] = None,
+        per_document: Annotated[
+            int | None, QueryParameter(description=PER_DOCUMENT_HELP, schema_extra=PER_DOCUMENT_SCHEMA)
+        ] = None,
+        raw: Annotated[bool, QueryParameter(description=RAW_HELP)] = False,
     ) -> AskResponse:
-        return service.ask(checked_question(q), k=k, mode=mode)
+        return service.ask(checked_question(q), k=k, mode=mode, per_document=per_document, raw=raw)

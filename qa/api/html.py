@@ -28,8 +28,10 @@ def _passage(hit: PassageHit) -> str:
 def _hit(hit: PassageHit) -> str:
     document = hit.document
     link = f"/api/documents/{quote(document.id, safe='')}"
+    # The passage's place in its document, for scripts and tests that read the page.
+    where = f'data-document="{escape(document.id)}" data-start="{hit.start}" data-end="{hit.end}"'
     return (
-        '<li class="hit">'
+        f'<li class="hit" {where}>'
         f'<h2 dir="auto">{escape(document.title)}</h2>'
         f'<p class="meta">{hit.rank}. <a href="{escape(link)}"><bdi>{escape(document.id)}</bdi></a>'
         f" · score {hit.score:.4f}</p>"
@@ -54,6 +56,7 @@ def render_page(
     *,
     question: str = "",
     k: str = "5",
+    per_document: str = "",
     response: AskResponse | None = None,
     error: str | None = None,
     empty_hint: str = "",
@@ -82,6 +85,9 @@ def render_page(
  placeholder="{escape(EXAMPLE_QUESTION)}" autofocus></label>
 <label>Passages
 <input name="k" type="number" min="1" max="{MAX_K}" value="{escape(k)}"></label>
+<label>Per article
+<input name="per_document" type="number" min="1" max="{MAX_K}" value="{escape(per_document)}"
+ placeholder="any"></label>
 <button type="submit">Ask</button>
 </form>
 {body}

@@ -16,6 +16,12 @@ from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES
 QUESTION_SCHEMA = {"min_length": 1, "max_length": MAX_QUESTION_CHARS, "pattern": VISIBLE_CHARACTER}
 K_SCHEMA = {"minimum": 1, "maximum": MAX_K}
 MODE_SCHEMA = {"enum": [*MODES, "", None]}  # empty or null: the default
+PER_DOCUMENT_SCHEMA = {"minimum": 1, "maximum": MAX_K}
+PER_DOCUMENT_HELP = (
+    f"At most this many passages of one document (1 to {MAX_K}; default: no cap). Overlapping "
+    "passages of one document are never shown together unless `raw` is true."
+)
+RAW_HELP = "Return the ranking as it is: overlapping passages of one document and no per-document cap."
 
 Question = Annotated[
     str,
@@ -40,10 +46,19 @@ Mode = Annotated[
 ]
 
 
+PerDocument = Annotated[
+    int | None,
+    msgspec.Meta(description=PER_DOCUMENT_HELP, extra_json_schema={"extra": PER_DOCUMENT_SCHEMA}),
+]
+Raw = Annotated[bool, msgspec.Meta(description=RAW_HELP)]
+
+
 class AskRequest(msgspec.Struct):
     question: Question
     k: K = 5
     mode: Mode = None
+    per_document: PerDocument = None
+    raw: Raw = False
 
 
 class AskRequestTypes(msgspec.Struct):
@@ -53,6 +68,8 @@ class AskRequestTypes(msgspec.Struct):
     question: str
     k: int | float = 5
     mode: str | None = None
+    per_document: int | float | None = None
+    raw: bool = False
 
 
 class DocumentIn(msgspec.Struct):

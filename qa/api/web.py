@@ -18,13 +18,14 @@ DEFAULT_K = 5
 _PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP}  # the other security headers: qa.api.headers
 
 
-def _form_k(raw: str | None) -> int:
+def _form_number(name: str, raw: str | None, default: int | None) -> int | None:
+    """A number field of the form; blank means the default (the service checks the range)."""
     if raw is None or not raw.strip():
-        return DEFAULT_K
+        return default
     try:
         return int(raw)
     except ValueError:
-        raise QuestionError(f"k must be a whole number from 1 to {MAX_K}, not {raw!r}") from None
+        raise QuestionError(f"{name} must be a whole number from 1 to {MAX_K}, not {raw!r}") from None
 
 
 def _empty_hint(service: SearchService) -> str:
@@ -37,18 +38,25 @@ def _empty_hint(service: SearchService) -> str:
 
 @get("/", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=True)
 def form(
-    service: NamedDependency[SearchService], q: FromQuery[str | None] = None, k: FromQuery[str | None] = None
+    service: NamedDependency[SearchService],
+    q: FromQuery[str | None] = None,
+    k: FromQuery[str | None] = None,
+    per_document: FromQuery[str | None] = None,
 ) -> Response[str]:
-    shown_k = k if k is not None else str(DEFAULT_K)
+    shown = {"k": k if k is not None else str(DEFAULT_K), "per_document": per_document or ""}
     if q is None:  # first visit: just the form
-        return Response(render_page(k=shown_k), headers=_PAGE_HEADERS)
+        return Response(render_page(**shown), headers=_PAGE_HEADERS)
     try:
-        response = service.ask(checked_question(q), k=_form_k(k))
+        response = service.ask(
+            checked_question(q),
+            k=_form_number("k", k, DEFAULT_K),
+            per_document=_form_number("per_document", per_document, None),
+        )
     except QuestionError as exc:
-        page = render_page(question=q, k=shown_k, error=str(exc))
+        page = render_page(question=q, error=str(exc), **shown)
         return Response(page, status_code=HTTP_400_BAD_REQUEST, headers=_PAGE_HEADERS)
     hint = _empty_hint(service) if not response.passages else ""
-    page = render_page(question=q, k=shown_k, response=response, empty_hint=hint)
+    page = render_page(question=q, response=response, empty_hint=hint, **shown)
     return Response(page, status_code=HTTP_200_OK, headers=_PAGE_HEADERS)
 
 

@@ -20,6 +20,9 @@ from qa.errors import QAError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED_DIR = REPO_ROOT / "seeds"
 SEED_QUESTIONS = REPO_ROOT / "tests" / "data" / "seed_questions.jsonl"
+# 165 more questions about the seeds (110 English, 35 Arabic, 20 French, German or Spanish), each
+# marked for tuning or held out, asked over the seeds among ~1,700 distractor passages.
+HARD_QUESTIONS = REPO_ROOT / "tests" / "data" / "seed_questions_hard.jsonl"
 
 
 class EvalDataError(QAError):
@@ -104,9 +107,12 @@ def load_squad(
 
 
 def load_seeds(
-    seed_dir: Path = SEED_DIR, questions_path: Path = SEED_QUESTIONS, name: str = "seeds"
+    seed_dir: Path = SEED_DIR,
+    questions_path: Path = SEED_QUESTIONS,
+    name: str = "seeds",
+    keep: Callable[[dict], bool] = lambda record: True,
 ) -> EvalSet:
-    """The seed articles with the hand-written questions about them (English and Arabic)."""
+    """The seed articles with the hand-written questions about them (those `keep` accepts)."""
     if not questions_path.is_file():
         raise EvalDataError(f"seed questions {questions_path} not found")
     documents = tuple(d for d in iter_documents([seed_dir]) if isinstance(d, Document))
@@ -115,6 +121,8 @@ def load_seeds(
         if not line.strip():
             continue
         record = json.loads(line)
+        if not keep(record):
+            continue
         questions.append(
             EvalQuestion(
                 id=f"seed-{number}",
@@ -144,6 +152,24 @@ def _xquad(name: str, question_file: str | None) -> Callable[[Path], EvalSet]:
     return load
 
 
+def _hard(name: str, split: str, lang: str | None = None) -> Callable[[Path], EvalSet]:
+    """The seeds among the paragraphs of XQuAD (Arabic) and TyDi-ar dev as distractors, with the
+    hard questions of one split (and one language)."""
+
+    def load(data: Path) -> EvalSet:
+        def keep(record: dict) -> bool:
+            return record.get("split") == split and (lang is None or record.get("lang") == lang)
+
+        seeds = load_seeds(questions_path=HARD_QUESTIONS, name=name, keep=keep)
+        distractors = [
+            *load_squad("xquad-ar", data / "xquad" / "xquad.ar.json").documents,
+            *load_squad("tydi-ar", data / "tydiqa-goldp-ar" / "arabic_tydiqa_dev.json").documents,
+        ]
+        return replace(seeds, description=SETS[name].description, documents=(*seeds.documents, *distractors))
+
+    return load
+
+
 def _single(name: str, relative: str) -> Callable[[Path], EvalSet]:
     return lambda data: load_squad(name, data / relative, None, SETS[name].description)
 
@@ -161,6 +187,16 @@ SETS: dict[str, SetSpec] = {
         "TyDi QA GoldP, Arabic dev split", _single("tydi-ar", "tydiqa-goldp-ar/arabic_tydiqa_dev.json")
     ),
     "seeds": SetSpec("seed articles, English and Arabic questions", lambda data: load_seeds()),
+    "hard-tune": SetSpec(
+        "seeds among 1,700 distractor passages: tuning questions", _hard("hard-tune", "tune")
+    ),
+    "hard-held-out": SetSpec(
+        "seeds among 1,700 distractor passages: held-out questions", _hard("hard-held-out", "held-out")
+    ),
+    "hard-held-out-en": SetSpec(
+        "seeds among 1,700 distractor passages: held-out English questions",
+        _hard("hard-held-out-en", "held-out", "en"),
+    ),
 }
 
 
