@@ -326,3 +326,32 @@ def test_retrieval_quality_stays_above_the_floor(real_encoder):
     for name, floor in QUALITY_FLOORS.items():
         assert measured[name]["recall@1"] >= floor, (name, measured[name])
     assert measured["seeds"]["recall@5"] >= SEEDS_RECALL_AT_5_FLOOR, measured["seeds"]
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not (EVALDATA / "xquad").is_dir(), reason="shared evaluation data not present")
+def test_the_hard_seed_sets_hide_the_seeds_among_distractors_and_every_evidence_is_in_a_passage(
+    real_encoder,
+):
+    from qa.chunking import ChunkingSettings, chunk_text
+    from qa.textnorm import normalize_arabic
+
+    tune, held_out, english = (
+        load_set(name, EVALDATA) for name in ("hard-tune", "hard-held-out", "hard-held-out-en")
+    )
+    assert len(tune.questions) + len(held_out.questions) >= 150
+    assert len(held_out.documents) >= 1_000 and len(held_out.documents) == len(tune.documents)
+    assert not {q.text for q in tune.questions} & {q.text for q in held_out.questions}
+    assert {q.text for q in english.questions} < {q.text for q in held_out.questions}
+    seeds = {d.id: d for d in held_out.documents if not d.id.startswith(("xquad-", "tydi-"))}
+    assert len(seeds) == 5
+    passages = {
+        doc_id: [
+            normalize_arabic(document.text[p.start : p.end])
+            for p in chunk_text(document.text, real_encoder.count_tokens, ChunkingSettings())
+        ]
+        for doc_id, document in seeds.items()
+    }
+    for question in (*tune.questions, *held_out.questions):
+        evidence = normalize_arabic(question.evidence)
+        assert any(evidence in passage for passage in passages[question.gold]), question.text
