@@ -121,6 +121,10 @@ class IndexView(ABC):
         """Passage ids by BM25 over normalized `terms` (any of them), best first; higher is better."""
 
     @abstractmethod
+    def lexical_terms(self) -> list[str]:
+        """Every distinct term of the lexical index (normalized as stored)."""
+
+    @abstractmethod
     def passages(self, ids: Iterable[int]) -> dict[int, StoredPassage]: ...
 
     @abstractmethod

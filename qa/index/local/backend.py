@@ -155,6 +155,9 @@ class LocalView(IndexView):
     def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         return self._reader.lexical_search(terms, k)
 
+    def lexical_terms(self) -> list[str]:
+        return self._reader.lexical_terms()
+
     def passages(self, ids: Iterable[int]) -> dict[int, StoredPassage]:
         return self._reader.passages(ids)
 

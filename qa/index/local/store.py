@@ -249,6 +249,16 @@ class StoreReader:
                 found[passage_id].append(SentenceVector(start, end, vector))
         return found
 
+    def lexical_terms(self) -> list[str]:
+        # fts5vocab reads the index's own term list; a temp table costs this connection nothing
+        # on disk and sees the same read transaction.
+        with self._errors():
+            self._db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexical_terms"
+                " USING fts5vocab(main, 'lexical', 'row')"
+            )
+        return [term for (term,) in self._rows("SELECT term FROM temp.lexical_terms")]
+
     def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         """BM25 over the lexical index: any of `terms` (each quoted, so no FTS5 syntax gets in)."""
         query = " OR ".join('"{}"'.format(term.replace('"', '""')) for term in terms if term)
