@@ -388,9 +388,7 @@ class LocalIndex(IndexBackend):
                 missing = str(stale)
                 connection.execute("COMMIT")
             except BaseException:
-                if connection.in_transaction:
-                    with suppress(sqlite3.Error):
-                        connection.execute("ROLLBACK")
+                store.rollback_quietly(connection)
                 raise
         if missing:
             raise IndexStateError(f"the vector file {missing} is missing. {_rebuild_hint(self.directory)}")
@@ -467,11 +465,7 @@ class LocalIndex(IndexBackend):
                 result.version = writer.publish()
                 connection.execute("COMMIT")
             except BaseException:
-                # SQLite has already rolled back after some errors (a full disk): only roll back
-                # what is still open, so the first error is the one reported.
-                if connection.in_transaction:
-                    with suppress(sqlite3.Error):
-                        connection.execute("ROLLBACK")
+                store.rollback_quietly(connection)
                 raise
             finally:
                 self._release(connection)
@@ -570,9 +564,7 @@ class LocalIndex(IndexBackend):
                     store.record_checkpoint(connection, name, version)
                     connection.execute("COMMIT")
                 finally:
-                    if connection.in_transaction:
-                        with suppress(sqlite3.Error):
-                            connection.execute("ROLLBACK")
+                    store.rollback_quietly(connection)
                     connection.close()
         except BaseException:
             (self.directory / name).unlink(missing_ok=True)

@@ -55,8 +55,7 @@ def migrate_format_2(directory: Path, manifest: dict[str, Any]) -> dict[str, Any
         connection.execute("DETACH DATABASE old")
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.Error:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
+        store.rollback_quietly(connection)
         raise
     finally:
         connection.close()

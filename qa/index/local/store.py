@@ -122,6 +122,14 @@ def create(path: Path, checkpoint: str) -> None:
         connection.close()
 
 
+def rollback_quietly(connection: sqlite3.Connection) -> None:
+    """Roll back what is still open. SQLite has already rolled back after some errors (a full
+    disk), and an error from a second rollback would hide the first one."""
+    if connection.in_transaction:
+        with suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+
+
 def read_state(connection: sqlite3.Connection) -> State:
     row = connection.execute(
         "SELECT version, next_passage_id, checkpoint, checkpoint_version, documents, passages, updated_at"
