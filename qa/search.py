@@ -177,9 +177,11 @@ class SearchService:
         lexical_weight = s.lexical_weight
         terms = query_terms(question)
         if mode == "hybrid":
-            lexical_weight = self._lexical_weight(view, question, dense, candidates)
-            if lexical_weight == s.cross_lingual_lexical_weight and s.bridge_weight > 0:
-                terms, lexical_weight = self._bridge(view).terms_for(question), s.bridge_weight
+            if self._crosses_script(view, question, dense, candidates):
+                # The question's own words never match; the bridge's Arabic terms may.
+                lexical_weight = s.bridge_weight or s.cross_lingual_lexical_weight
+                if s.bridge_weight:
+                    terms = self._bridge(view).terms_for(question)
             if lexical_weight == 0 or not terms:
                 return dense, candidates
         if terms:
@@ -202,25 +204,23 @@ class SearchService:
                 cached = self._bridge_cache = (view.version, now, Bridge(view.lexical_terms()))
             return cached[2]
 
-    def _lexical_weight(
+    def _crosses_script(
         self,
         view: IndexView,
         question: str,
         dense: list[tuple[int, float]],
         candidates: dict[int, _Candidate],
-    ) -> float:
-        """The lexical weight, lowered when the question and its best dense passage differ in script.
+    ) -> bool:
+        """Whether the question and its best dense passage are in different scripts.
 
-        An English question shares no words with Arabic passages, so BM25 can only add noise
-        there; an English question over English passages keeps the full weight.
+        An English question shares no words with Arabic passages, so plain BM25 can only add
+        noise there; an English question over English passages keeps it.
         """
         if not dense:
-            return self.settings.lexical_weight
+            return False
         top = candidates[dense[0][0]].passage
         document = view.documents([top.document_id])[top.document_id]
-        if has_arabic(question) == has_arabic(document.text[top.start : top.end]):
-            return self.settings.lexical_weight
-        return self.settings.cross_lingual_lexical_weight
+        return has_arabic(question) != has_arabic(document.text[top.start : top.end])
 
     def _dense(
         self, view: IndexView, vector: np.ndarray, candidates: dict[int, _Candidate]
