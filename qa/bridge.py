@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 
 from qa.lexical import STOPWORDS
+from qa.textnorm import clean_text, has_arabic, normalize_arabic
 
 # Latin letters (and digraphs, tried first) to consonant classes; vowels and y/w fold away.
 _LATIN_DIGRAPHS = {"sh": "S", "ch": "S", "th": "T", "ph": "F", "kh": "K", "gh": "J", "dh": "D", "ck": "K"}
@@ -30,6 +31,7 @@ _ARABIC = {
     "س": "S", "ص": "S", "ش": "S", "ف": "F", "ڤ": "F", "ل": "L", "م": "M", "ن": "N",
 }  # fmt: skip
 _LATIN_WORD = re.compile(r"[A-Za-z]+|\d+")
+_ARABIC_WORD = re.compile(r"\w+")
 MIN_SKELETON = 3  # shorter ones (Assad: SD) match too many words
 
 
@@ -59,17 +61,39 @@ def _collapsed(skeleton: str) -> str:
 
 
 class Bridge:
-    """The Arabic terms of one vocabulary, by skeleton."""
+    """The terms of one vocabulary by skeleton: its Arabic terms for questions in Latin script,
+    its Latin terms for questions in Arabic script."""
 
     def __init__(self, terms: Iterable[str]) -> None:
-        self._by_skeleton: dict[str, list[str]] = {}
+        self._arabic: dict[str, list[str]] = {}
+        self._latin: dict[str, list[str]] = {}
         for term in terms:
-            skeleton = arabic_skeleton(term)
+            if has_arabic(term):
+                skeleton, found = arabic_skeleton(term), self._arabic
+            elif term.isascii() and term.isalpha():
+                skeleton, found = latin_skeleton(term), self._latin
+            else:
+                continue
             if len(skeleton) >= MIN_SKELETON:
-                self._by_skeleton.setdefault(skeleton, []).append(term)
+                found.setdefault(skeleton, []).append(term)
 
     def terms_for(self, question: str) -> list[str]:
-        """Arabic index terms that sound like the question's names, plus its numbers."""
+        """Index terms in the other script that sound like the question's names, and its numbers."""
+        if has_arabic(question):
+            return self._latin_terms_for(question)
+        return self._arabic_terms_for(question)
+
+    def _latin_terms_for(self, question: str) -> list[str]:
+        # The words as written (normalized, not stemmed): the stemmer cuts names (لندن → لند).
+        words = _ARABIC_WORD.findall(normalize_arabic(clean_text(question)))
+        found: list[str] = [word for word in words if word.isdigit() and len(word) >= 2]
+        for word in words:
+            skeleton = arabic_skeleton(word)
+            if has_arabic(word) and word not in STOPWORDS and len(skeleton) >= MIN_SKELETON:
+                found += self._latin.get(skeleton, [])
+        return list(dict.fromkeys(found))
+
+    def _arabic_terms_for(self, question: str) -> list[str]:
         found: list[str] = []
         for word in _names_and_numbers(question):
             if word.isdigit():
@@ -83,7 +107,7 @@ class Bridge:
             if len(skeleton) < MIN_SKELETON:
                 continue
             for variant in _stemmed_variants(skeleton):
-                found += self._by_skeleton.get(variant, [])
+                found += self._arabic.get(variant, [])
         return list(dict.fromkeys(found))
 
 

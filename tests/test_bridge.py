@@ -45,6 +45,12 @@ def test_the_bridge_finds_the_index_terms_of_the_names_and_numbers_of_a_question
     assert set(index_terms("جيفري")) <= set(bridge.terms_for("who met jeffrey"))
 
 
+def test_an_arabic_question_finds_the_latin_terms_of_english_passages():
+    bridge = Bridge(index_terms("Mustafa met the envoy Jeffrey in London to discuss resolution 2254"))
+    found = bridge.terms_for("ماذا بحث مصطفى مع جيفري في لندن حول القرار 2254؟")
+    assert {"mustafa", "jeffrey", "london", "2254"} <= set(found)
+
+
 def test_short_skeletons_find_nothing():
     bridge = Bridge(index_terms("الأسد رأس رئيس"))
     assert bridge.terms_for("Where is Assad?") == []  # SD: too short to tell from other words

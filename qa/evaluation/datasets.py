@@ -179,6 +179,15 @@ SETS: dict[str, SetSpec] = {
         "XQuAD: English questions, Arabic paragraphs", _xquad("xquad-en-ar", "xquad.en.json")
     ),
     "xquad-ar-ar": SetSpec("XQuAD: Arabic questions, Arabic paragraphs", _xquad("xquad-ar-ar", None)),
+    "xquad-ar-en": SetSpec(
+        "XQuAD: Arabic questions, English paragraphs",
+        lambda data: load_squad(
+            "xquad-ar-en",
+            data / "xquad" / "xquad.en.json",
+            data / "xquad" / "xquad.ar.json",
+            SETS["xquad-ar-en"].description,
+        ),
+    ),
     # The test split: the full file repeats many paragraphs across its two halves (see copies.py)
     # and would double the first run's embedding time.
     "arcd": SetSpec("ARCD test split: Arabic Wikipedia", _single("arcd", "arcd/arcd-test.json")),
