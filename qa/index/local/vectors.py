@@ -105,13 +105,10 @@ class VectorState:
 
     def recent(self) -> tuple[np.ndarray, np.ndarray]:
         """The live (ids, vectors) added since the checkpoint."""
-        if not self.segments:
+        merged = _merged(self.segments, set(self.removed))[0] if self.segments else ()
+        if not merged:
             return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
-        segment = _merged(self.segments, set(self.removed))[0]
-        return (segment[0].ids, segment[0].vectors) if segment else self.recent_empty()
-
-    def recent_empty(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
+        return merged[0].ids, merged[0].vectors
 
     def vectors_of(self, wanted: Sequence[int]) -> np.ndarray:
         ids, vectors = self.contents()
