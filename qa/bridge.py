@@ -12,9 +12,12 @@ Measured in docs/evaluation.md ("The cross-script lexical bridge").
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterable
 
-from qa.lexical import STOPWORDS
+from qa.index import IndexView
+from qa.lexical import STOPWORDS, stem
 from qa.textnorm import clean_text, has_arabic, normalize_arabic
 
 # Latin letters (and digraphs, tried first) to consonant classes; vowels and y/w fold away.
@@ -61,29 +64,37 @@ def _collapsed(skeleton: str) -> str:
 
 
 class Bridge:
-    """The terms of one vocabulary by skeleton: its Arabic terms for questions in Latin script,
-    its Latin terms for questions in Arabic script."""
+    """Words of one vocabulary by skeleton: its Arabic words for questions in Latin script, its
+    Latin words for questions in Arabic script. Built from the words as written in the documents
+    (the stemmer cuts names: أوتزن → اوتز); `terms_for` returns the lexical terms of the words it
+    finds. Given the index's stemmed terms instead (`stemmed=True`), it returns them as they are.
+    """
 
-    def __init__(self, terms: Iterable[str]) -> None:
+    def __init__(self, words: Iterable[str] = (), *, stemmed: bool = False) -> None:
+        self.stemmed = stemmed
         self._arabic: dict[str, list[str]] = {}
         self._latin: dict[str, list[str]] = {}
-        for term in terms:
-            if has_arabic(term):
-                skeleton, found = arabic_skeleton(term), self._arabic
-            elif term.isascii() and term.isalpha():
-                skeleton, found = latin_skeleton(term), self._latin
+        self.add(words)
+
+    def add(self, words: Iterable[str]) -> None:
+        for word in words:
+            if has_arabic(word):
+                skeleton, found = arabic_skeleton(word), self._arabic
+            elif word.isascii() and word.isalpha():
+                skeleton, found = latin_skeleton(word), self._latin
             else:
                 continue
             if len(skeleton) >= MIN_SKELETON:
-                found.setdefault(skeleton, []).append(term)
+                found.setdefault(skeleton, []).append(word)
 
     def terms_for(self, question: str) -> list[str]:
-        """Index terms in the other script that sound like the question's names, and its numbers."""
-        if has_arabic(question):
-            return self._latin_terms_for(question)
-        return self._arabic_terms_for(question)
+        """Lexical terms in the other script that sound like the question's names, and its numbers."""
+        words = self._latin_words_for(question) if has_arabic(question) else self._arabic_words_for(question)
+        if not self.stemmed:
+            words = [stem(word) for word in words]
+        return list(dict.fromkeys(words))
 
-    def _latin_terms_for(self, question: str) -> list[str]:
+    def _latin_words_for(self, question: str) -> list[str]:
         # The words as written (normalized, not stemmed): the stemmer cuts names (لندن → لند).
         words = _ARABIC_WORD.findall(normalize_arabic(clean_text(question)))
         found: list[str] = [word for word in words if word.isdigit() and len(word) >= 2]
@@ -91,9 +102,9 @@ class Bridge:
             skeleton = arabic_skeleton(word)
             if has_arabic(word) and word not in STOPWORDS and len(skeleton) >= MIN_SKELETON:
                 found += self._latin.get(skeleton, [])
-        return list(dict.fromkeys(found))
+        return found
 
-    def _arabic_terms_for(self, question: str) -> list[str]:
+    def _arabic_words_for(self, question: str) -> list[str]:
         found: list[str] = []
         for word in _names_and_numbers(question):
             if word.isdigit():
@@ -108,7 +119,44 @@ class Bridge:
                 continue
             for variant in _stemmed_variants(skeleton):
                 found += self._arabic.get(variant, [])
-        return list(dict.fromkeys(found))
+        return found
+
+
+class IndexBridge:
+    """The bridge of one index, kept up to date as documents are written: after a write, only
+    the words recorded since the last look are read and added. An index that keeps no words
+    (older, on a read-only mount) gets a bridge over its stemmed terms, read again after a write
+    at most every `STEMMED_REFRESH_S` since reading them costs O(vocabulary)."""
+
+    STEMMED_REFRESH_S = 10.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bridge: Bridge | None = None
+        self._version: int | None = None
+        self._marker = 0
+        self._refreshed_at = 0.0
+
+    def for_view(self, view: IndexView) -> Bridge:
+        with self._lock:
+            bridge = self._bridge
+            if bridge is not None and view.version == self._version:
+                return bridge
+            if bridge is None or not bridge.stemmed:
+                found = view.written_words(self._marker)
+                if found is not None:
+                    words, self._marker = found
+                    if bridge is None:
+                        bridge = self._bridge = Bridge(words)
+                    else:
+                        bridge.add(words)
+                    self._version = view.version
+                    return bridge
+            now = time.monotonic()
+            if bridge is None or now - self._refreshed_at > self.STEMMED_REFRESH_S:
+                bridge = self._bridge = Bridge(view.lexical_terms(), stemmed=True)
+                self._refreshed_at, self._version = now, view.version
+            return bridge
 
 
 def _names_and_numbers(question: str) -> list[str]:

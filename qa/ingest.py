@@ -17,7 +17,7 @@ from qa.chunking import ChunkingSettings, Span, chunk_text
 from qa.documents import Document, Skipped
 from qa.errors import NotFoundError
 from qa.index import DocumentUpsert, IndexBackend, PassageUpsert, SentenceVector
-from qa.lexical import lexical_text
+from qa.lexical import lexical_text, written_words
 from qa.textnorm import clean_text
 
 
@@ -168,8 +168,9 @@ def _upsert(prepared: PreparedDocument) -> DocumentUpsert:
         PassageUpsert(span.start, span.end, vector, lexical_text(doc.text[span.start : span.end]))
         for span, vector in zip(prepared.passages, prepared.passage_vectors, strict=True)
     ]
+    words = written_words(f"{doc.title}\n{doc.text}")
     return DocumentUpsert(
-        doc.id, doc.title, doc.source, doc.text, doc.content_hash, passages, prepared.sentences
+        doc.id, doc.title, doc.source, doc.text, doc.content_hash, passages, prepared.sentences, words
     )
 
 

@@ -60,6 +60,13 @@ def index_terms(text: str) -> list[str]:
     return [stem(word) for word in _words(text)]
 
 
+def written_words(text: str) -> list[str]:
+    """The distinct words of `text` as written (diacritics removed, case folded, not stemmed),
+    letters only. The cross-script bridge matches names against these: the stemmer cuts names
+    (أوتزن → اوتز, نعمان → نعم), so their stems no longer sound like them."""
+    return list(dict.fromkeys(word for word in _words(text) if word.isalpha()))
+
+
 def query_terms(question: str) -> list[str]:
     """The distinct terms of a question, stopwords left out, in order."""
     kept = (word for word in _words(question) if normalize_arabic(word) not in STOPWORDS)

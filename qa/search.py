@@ -5,7 +5,6 @@ API, web form and CLI all call `SearchService.ask`; none of them ranks anything 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings.encoder import TextEncoder
-from qa.bridge import Bridge
+from qa.bridge import IndexBridge
 from qa.errors import QuestionError
 from qa.fusion import FUSIONS, convex_fusion, reciprocal_rank_fusion
 from qa.index import IndexBackend, IndexView, SentenceVector, StoredDocument, StoredPassage
@@ -24,7 +23,6 @@ from qa.textnorm import clean_text, has_arabic
 MODES = ("hybrid", "dense", "lexical")
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
-_BRIDGE_REFRESH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -114,8 +112,7 @@ class SearchService:
         self.index = index
         self.encoder = encoder
         self.settings = settings or SearchSettings()
-        self._bridge_cache: tuple[int, float, Bridge] | None = None
-        self._bridge_lock = threading.Lock()
+        self._bridge = IndexBridge()
 
     def ask(
         self,
@@ -181,7 +178,7 @@ class SearchService:
                 # The question's own words never match; the bridge's Arabic terms may.
                 lexical_weight = s.bridge_weight or s.cross_lingual_lexical_weight
                 if s.bridge_weight:
-                    terms = self._bridge(view).terms_for(question)
+                    terms = self._bridge.for_view(view).terms_for(question)
             if lexical_weight == 0 or not terms:
                 return dense, candidates
         if terms:
@@ -192,17 +189,6 @@ class SearchService:
         if s.fusion == "rrf":
             return reciprocal_rank_fusion([dense, lexical], weights, s.rrf_k), candidates
         return convex_fusion([dense, lexical], weights, [s.dense_span, None]), candidates
-
-    def _bridge(self, view: IndexView) -> Bridge:
-        """The bridge over the index's vocabulary. Reading the vocabulary costs O(terms), so it
-        is read again after a write at most every `_BRIDGE_REFRESH_S`: a new document's names
-        reach the bridge a few seconds after the document itself is searchable."""
-        with self._bridge_lock:
-            cached = self._bridge_cache
-            now = time.monotonic()
-            if cached is None or (cached[0] != view.version and now - cached[1] > _BRIDGE_REFRESH_S):
-                cached = self._bridge_cache = (view.version, now, Bridge(view.lexical_terms()))
-            return cached[2]
 
     def _crosses_script(
         self,

@@ -15,7 +15,7 @@ from qa.chunking import ChunkingSettings
 from qa.errors import IndexStateError
 from qa.index import ModelIdentity, open_index
 from qa.index.local import FORMAT_VERSION, MANIFEST
-from qa.lexical import lexical_text
+from qa.lexical import index_terms, lexical_text
 from qa.search import SearchService
 from qa.service import model_identity
 from tests.fakes import FakeEncoder
@@ -89,6 +89,8 @@ def test_a_format_2_index_is_upgraded_in_place_and_keeps_every_document(tmp_path
     with index.view() as view:
         assert sorted(d.id for d in view.iter_documents()) == sorted(DOCUMENTS)
         assert len(view.vectors) == view.count_passages() == 3
+        words, _ = view.written_words()
+        assert {"jeffrey", "brussels", "geneva", "pompeo"} <= set(words)  # for the bridge
     index.write(deletes=["geneva"])  # writes go on; new passage ids never reuse old ones
     from qa.documents import Document
     from qa.ingest import ingest_documents
@@ -97,6 +99,48 @@ def test_a_format_2_index_is_upgraded_in_place_and_keeps_every_document(tmp_path
     with index.view() as view:
         assert min(p.id for p in view.iter_passages() if p.document_id == "ankara") == 4
     index.close()
+
+
+def drop_words_table(directory: Path) -> None:
+    """Make the index look as the first version of format 3 wrote it: no words table."""
+    db = sqlite3.connect(directory / "store.sqlite")
+    db.execute("DROP TABLE words")
+    db.commit()
+    db.close()
+
+
+def test_an_index_written_before_the_words_table_gets_its_documents_words(tmp_path, fake_encoder):
+    from qa.documents import Document
+    from qa.ingest import ingest_documents
+
+    directory = tmp_path / "index"
+    with open_index(directory, model_identity(fake_encoder)) as index:
+        document = Document("brussels", "Brussels", "مصطفى التقى أوتزن في بروكسل", "t")
+        ingest_documents(index, fake_encoder, [document])
+    drop_words_table(directory)
+    with open_index(directory, model_identity(fake_encoder)) as index, index.view() as view:
+        words, marker = view.written_words()
+        assert {"أوتزن", "بروكسل", "brussels"} <= set(words)
+        assert view.written_words(marker) == ([], marker)
+        # The bridge finds the name the stemmer cut (أوتزن → اوتز).
+        assert "اوتز" in SearchService(index, fake_encoder)._bridge.for_view(view).terms_for("Who is Outzen?")
+
+
+def test_an_index_left_without_words_bridges_over_its_stemmed_terms(tmp_path, fake_encoder, monkeypatch):
+    from qa.documents import Document
+    from qa.index.local import backend
+    from qa.ingest import ingest_documents
+
+    directory = tmp_path / "index"
+    with open_index(directory, model_identity(fake_encoder)) as index:
+        ingest_documents(index, fake_encoder, [Document("b", "B", "التقى مصطفى جيفري في بروكسل", "t")])
+    drop_words_table(directory)
+    # As on a read-only mount (which root can only get from a real one: tests/test_faults.py).
+    monkeypatch.setattr(backend.os, "access", lambda *_: False)
+    with open_index(directory, model_identity(fake_encoder)) as index, index.view() as view:
+        assert view.written_words() is None
+        bridge = SearchService(index, fake_encoder)._bridge.for_view(view)
+        assert bridge.stemmed and bridge.terms_for("Who is Jeffrey?") == index_terms("جيفري")
 
 
 def test_an_index_recorded_under_the_former_fingerprint_opens_and_is_stamped_anew(tmp_path, fake_encoder):

@@ -95,6 +95,7 @@ class DocumentUpsert:
     content_hash: str
     passages: Sequence[PassageUpsert]
     sentences: Sequence[SentenceVector]
+    words: Sequence[str] = ()  # its distinct words as written (`qa.lexical.written_words`)
 
 
 @dataclass
@@ -123,6 +124,12 @@ class IndexView(ABC):
     @abstractmethod
     def lexical_terms(self) -> list[str]:
         """Every distinct term of the lexical index (normalized as stored)."""
+
+    @abstractmethod
+    def written_words(self, after: int = 0) -> tuple[list[str], int] | None:
+        """Distinct words as written in the documents, those recorded after the marker `after`,
+        with the marker to pass next time. Words of removed documents may remain. None when
+        the index does not keep them (written by an older version, on a read-only mount)."""
 
     @abstractmethod
     def passages(self, ids: Iterable[int]) -> dict[int, StoredPassage]: ...

@@ -158,6 +158,9 @@ class LocalView(IndexView):
     def lexical_terms(self) -> list[str]:
         return self._reader.lexical_terms()
 
+    def written_words(self, after: int = 0) -> tuple[list[str], int] | None:
+        return self._reader.written_words(after)
+
     def passages(self, ids: Iterable[int]) -> dict[int, StoredPassage]:
         return self._reader.passages(ids)
 
@@ -190,6 +193,32 @@ class LocalView(IndexView):
 
     def content_hashes(self) -> dict[str, str]:
         return self._reader.content_hashes()
+
+
+def _add_words_if_missing(directory: Path) -> None:
+    """Give an index written before the words table (or upgraded from format 2) its documents'
+    words, once. The words are the lexical analyzer's, as at ingest. A read-only index is left
+    as it is: the bridge then falls back to the stemmed terms."""
+    path = directory / store.STORE_FILE
+    if not os.access(path, os.W_OK) or not os.access(directory, os.W_OK):
+        return
+    from qa.lexical import written_words
+
+    with storage_errors(directory, "upgrade"):
+        try:
+            connection = store.connect(path)
+        except sqlite3.DatabaseError:
+            return  # a damaged store: opening its first view reports it, with the hint to rebuild
+        try:
+            if not store.words_missing(connection):
+                return
+            with file_lock(directory / WRITE_LOCK):
+                if store.words_missing(connection):
+                    store.add_words(connection, written_words)
+        except sqlite3.DatabaseError:
+            return
+        finally:
+            connection.close()
 
 
 class LocalIndex(IndexBackend):
@@ -262,6 +291,7 @@ class LocalIndex(IndexBackend):
                 f"the index at {directory} has format {manifest['format_version']}, this version reads "
                 f"format {FORMAT_VERSION}. {_rebuild_hint(directory)}"
             )
+        _add_words_if_missing(directory)
         if model is None:
             model = ModelIdentity(**manifest["model"])
         model.check(manifest["model"], str(directory))

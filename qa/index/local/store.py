@@ -29,7 +29,14 @@ _IDS_PER_QUERY = 500
 BUSY_TIMEOUT_S = 60.0
 WAL_SIZE_LIMIT = 32 * 2**20
 
-SCHEMA = """
+# Distinct words as written (not stemmed), for the cross-script bridge. Never deleted: a word of
+# a removed document costs at most a lexical term that finds nothing. Added to indexes of format 3
+# written before it by `add_words` (readers of those ignore the table).
+WORDS_SCHEMA = """
+CREATE TABLE words (id INTEGER PRIMARY KEY, word TEXT NOT NULL UNIQUE);
+"""
+SCHEMA = (
+    """
 CREATE TABLE state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     version INTEGER NOT NULL,          -- one more with every write
@@ -73,6 +80,8 @@ CREATE TABLE vector_log (
 );
 CREATE INDEX vector_log_by_version ON vector_log(version);
 """
+    + WORDS_SCHEMA
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,38 @@ def create(path: Path, checkpoint: str) -> None:
         connection.execute("INSERT INTO state VALUES (1, 0, 1, ?, 0, 0, 0, ?)", (checkpoint, time.time()))
     finally:
         connection.close()
+
+
+def words_missing(connection: sqlite3.Connection) -> bool:
+    """Whether the index lacks the words of its documents: written before the words table, or
+    upgraded from format 2 (which creates it empty)."""
+    if not _has_table(connection, "words"):
+        return True
+    return connection.execute("SELECT NOT EXISTS (SELECT 1 FROM words)").fetchone()[0] and bool(
+        connection.execute("SELECT EXISTS (SELECT 1 FROM documents)").fetchone()[0]
+    )
+
+
+def add_words(connection: sqlite3.Connection, words_of: Callable[[str], Iterable[str]]) -> None:
+    """Create and fill the words table from the documents' titles and texts, in one transaction."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if not _has_table(connection, "words"):
+            connection.execute(WORDS_SCHEMA)
+        rows = connection.execute("SELECT title, text FROM documents ORDER BY rowid")
+        for title, text in rows:
+            connection.executemany(
+                "INSERT OR IGNORE INTO words (word) VALUES (?)", [(w,) for w in words_of(f"{title}\n{text}")]
+            )
+        connection.execute("COMMIT")
+    except BaseException:
+        rollback_quietly(connection)
+        raise
+
+
+def _has_table(connection: sqlite3.Connection, name: str) -> bool:
+    found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
 
 
 def rollback_quietly(connection: sqlite3.Connection) -> None:
@@ -267,6 +308,13 @@ class StoreReader:
             )
         return [term for (term,) in self._rows("SELECT term FROM temp.lexical_terms")]
 
+    def written_words(self, after: int) -> tuple[list[str], int] | None:
+        with self._errors():
+            if not _has_table(self._db, "words"):
+                return None
+        rows = self._rows("SELECT id, word FROM words WHERE id > ? ORDER BY id", (after,))
+        return [word for _, word in rows], max((row[0] for row in rows), default=after)
+
     def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         """BM25 over the lexical index: any of `terms` (each quoted, so no FTS5 syntax gets in)."""
         query = " OR ".join('"{}"'.format(term.replace('"', '""')) for term in terms if term)
@@ -322,6 +370,7 @@ class StoreWriter:
             "INSERT INTO passages (id, document_id, start, end) VALUES (?,?,?,?)",
             [(i, document.id, p.start, p.end) for i, p in zip(ids, document.passages, strict=True)],
         )
+        db.executemany("INSERT OR IGNORE INTO words (word) VALUES (?)", [(w,) for w in document.words])
         db.executemany(
             "INSERT INTO lexical (rowid, body) VALUES (?, ?)",
             [(i, p.terms) for i, p in zip(ids, document.passages, strict=True)],
