@@ -79,13 +79,16 @@ class Bridge:
     def add(self, words: Iterable[str]) -> None:
         for word in words:
             if has_arabic(word):
-                skeleton, found = arabic_skeleton(word), self._arabic
+                # A word as written may carry a conjunction or preposition (وبيدرسن, لجيفري).
+                forms = [word] if self.stemmed else _without_clitics(word)
+                skeletons, found = {arabic_skeleton(form) for form in forms}, self._arabic
             elif word.isascii() and word.isalpha():
-                skeleton, found = latin_skeleton(word), self._latin
+                skeletons, found = {latin_skeleton(word)}, self._latin
             else:
                 continue
-            if len(skeleton) >= MIN_SKELETON:
-                found.setdefault(skeleton, []).append(word)
+            for skeleton in skeletons:
+                if len(skeleton) >= MIN_SKELETON:
+                    found.setdefault(skeleton, []).append(word)
 
     def terms_for(self, question: str) -> list[str]:
         """Lexical terms in the other script that sound like the question's names, and its numbers."""
@@ -117,7 +120,8 @@ class Bridge:
             skeleton = latin_skeleton(word)
             if len(skeleton) < MIN_SKELETON:
                 continue
-            for variant in _stemmed_variants(skeleton):
+            # Stems may have lost letters of the name; words as written have all of them.
+            for variant in _stemmed_variants(skeleton) if self.stemmed else [skeleton]:
                 found += self._arabic.get(variant, [])
         return found
 
@@ -173,6 +177,21 @@ def _names_and_numbers(question: str) -> list[str]:
 # conjunction (بيدرسن → يدرس) and a trailing pronoun or plural ending (ريبورن → ريبور).
 _PREFIX_CLASSES = "BLKF"
 _SUFFIX_CLASSES = "NHTK"
+
+
+_CLITICS = (re.compile("^[وف]"), re.compile("^[بلك]"), re.compile("^ال|^ل"))
+
+
+def _without_clitics(word: str) -> list[str]:
+    """The word, and the word without each leading clitic in turn: a conjunction (و ف), a
+    preposition (ب ل ك), the article (وبيدرسن → بيدرسن, للمعارضة → معارضة). The word itself
+    stays: a name may begin with the same letters (لندن)."""
+    forms = [word]
+    for clitic in _CLITICS:
+        bare = clitic.sub("", forms[-1])
+        if bare != forms[-1] and len(bare) >= 3:
+            forms.append(bare)
+    return forms
 
 
 def _stemmed_variants(skeleton: str) -> list[str]:

@@ -48,6 +48,15 @@ def test_names_the_stemmer_cuts_short_are_found_as_written(english, arabic):
     assert Bridge(written_words(arabic)).terms_for(f"Who is {english}?") == index_terms(arabic)
 
 
+def test_a_name_behind_a_conjunction_or_preposition_is_found_and_no_letter_is_left_out():
+    bridge = Bridge(written_words("وبيدرسن ولجيفري"))
+    assert bridge.terms_for("Did Pedersen meet Jeffrey?") == index_terms("وبيدرسن ولجيفري")
+    # A word as written has every letter of the name: بيدرس (he teaches) is not Pedersen, though
+    # a stem may be Pedersen with its last letter cut.
+    assert Bridge(written_words("بيدرس")).terms_for("Who is Pedersen?") == []
+    assert Bridge(["بيدرس"], stemmed=True).terms_for("Who is Pedersen?") == ["بيدرس"]
+
+
 def test_a_bridge_over_stemmed_terms_returns_them_as_they_are():
     (term,) = index_terms("جيفري")
     assert Bridge([term], stemmed=True).terms_for("Who is Jeffrey?") == [term]
