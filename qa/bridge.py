@@ -4,9 +4,10 @@ Names cross scripts by sound: Jeffrey and جيفري, Rayburn and ريبورن, 
 Mutasim and المعتصم share their consonants once both are folded into one small alphabet (b/p,
 f/v, the emphatic and plain t, s, d, z, the g and j sounds) with vowels, weak letters, hamza and
 ain left out. The names of a question in Latin script are folded so and looked up among the
-folded terms of the index's own lexical vocabulary; the Arabic terms found are searched with
-BM25 beside the dense ranking. Numbers, written the same in both scripts, pass as they are.
-Measured in docs/evaluation.md ("The cross-script lexical bridge").
+folded words of the index's documents as written; the lexical terms (stems) of the Arabic words
+found are searched with BM25 beside the dense ranking. Numbers, written the same in both
+scripts, pass as they are. Measured in docs/evaluation.md ("The cross-script lexical bridge",
+"Names as written").
 """
 
 from __future__ import annotations
