@@ -27,7 +27,9 @@ run: install
 	$(QA) ingest seeds/
 	$(QA) serve --host $(HOST) --port $(PORT)
 
+# The model (and its ONNX export) first: test processes would otherwise each wait on building it.
 test: install
+	$(QA) model build >/dev/null
 	$(PY) -m pytest
 
 eval: install

@@ -26,6 +26,7 @@ _FINGERPRINT_SAMPLE = 1 << 16
 # Not part of a model's fingerprint (nor are hidden and *.lock files): the build manifest, whose
 # `built_at` changes on every rebuild, and the generated model card.
 _BOOKKEEPING_FILES = frozenset({MANIFEST, "README.md"})
+DERIVED_ONNX_DIR = "onnx"
 # Batches above this size show a progress bar when stderr is a terminal.
 _PROGRESS_THRESHOLD = 256
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -59,7 +60,13 @@ def model_fingerprint(model_dir: Path) -> str:
 def legacy_model_fingerprint(model_dir: Path) -> str:
     """The fingerprint indexes recorded before it left the build manifest out (every visible
     file but the model card): an index that recorded it holds this model's vectors."""
-    files = [p for p in model_dir.rglob("*") if not p.name.startswith(".") and p.name != "README.md"]
+    files = [
+        p
+        for p in model_dir.rglob("*")
+        if not p.name.startswith(".")
+        and p.name != "README.md"
+        and p.relative_to(model_dir).parts[0] != DERIVED_ONNX_DIR  # written after that rule
+    ]
     return _sampled_digest(model_dir, files)
 
 
@@ -82,6 +89,9 @@ def _determines_vectors(path: Path, model_dir: Path) -> bool:
         path.name in _BOOKKEEPING_FILES
         or path.suffix == ".lock"
         or any(part.startswith(".") for part in relative.parts)  # .gitattributes, .cache/huggingface/
+        # The ONNX export is derived from the other files: writing it must not make an index
+        # refuse the model it was built with (either engine serves an index of the other).
+        or relative.parts[0] == DERIVED_ONNX_DIR
     )
 
 
@@ -324,4 +334,5 @@ class Encoder:
             "max_tokens": self.max_tokens,
             "precision": self.precision,
             "prompts": self.prompts,
+            "engine": "torch",
         }

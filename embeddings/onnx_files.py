@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from embeddings.encoder import _determines_vectors, _sampled_digest
+from embeddings.encoder import DERIVED_ONNX_DIR, model_fingerprint
 
-ONNX_SUBDIR = "onnx"
+ONNX_SUBDIR = DERIVED_ONNX_DIR
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
 MANIFEST_FILE = "onnx_manifest.json"
@@ -29,19 +29,10 @@ def onnx_dir(model_dir: Path) -> Path:
 
 
 def source_fingerprint(model_dir: Path) -> str:
-    """`model_fingerprint` of the model without its ONNX export.
-
-    The export is derived from the other files and does not change the vectors, so the ONNX
-    engine reports the fingerprint the torch engine computed before the export existed: an index
-    built with either engine accepts the other. (The torch `Encoder` hashes every visible file,
-    `onnx/` included, so its fingerprint changes once an export is written; see the report.)
-    """
-    files = [
-        path
-        for path in model_dir.rglob("*")
-        if _determines_vectors(path, model_dir) and path.relative_to(model_dir).parts[0] != ONNX_SUBDIR
-    ]
-    return _sampled_digest(model_dir, files)
+    """The model's fingerprint, which leaves its ONNX export out (`model_fingerprint`): the
+    export is derived from the other files and does not change the vectors, so an index built
+    with either engine accepts the other."""
+    return model_fingerprint(model_dir)
 
 
 def _read_json(path: Path) -> dict:

@@ -61,7 +61,7 @@ def model() -> None:
     help="Where to build (default: $QA_DATA_DIR/models/…, QA_DATA_DIR defaulting to ./data).",
 )
 def model_build(force: bool, target: str | None) -> None:
-    """Build the default model from the packaged 4-bit weights (idempotent).
+    """Build the default model from the packaged 4-bit weights, with its ONNX export (idempotent).
 
     Prints the model directory as the last line of standard output.
 
@@ -71,10 +71,13 @@ def model_build(force: bool, target: str | None) -> None:
       QA_MODEL=$(qa model build | tail -n 1) qa model info
     """
     from embeddings.build import build_model
+    from embeddings.onnx_export import export_onnx
 
     result = build_model(Path(target) if target else None, force=force)
     if not result.built:
         click.echo("Model already built (manifest matches the packaged weights).", err=True)
+    # The ONNX Runtime engine's graphs (float32 and int8), unless current ones are there.
+    export_onnx(result.path, force=force)
     click.echo(str(result.path.resolve()))
 
 
@@ -87,9 +90,9 @@ def model_info(as_json: bool) -> None:
     Example:
       qa model info --json
     """
-    from embeddings.encoder import Encoder
+    from embeddings.engines import load_encoder
 
-    info = Encoder().info()
+    info = load_encoder().info()
     if as_json:
         click.echo(json.dumps(info, ensure_ascii=False, indent=2))
         return

