@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,16 +34,38 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+@runtime_checkable
 class TextEncoder(Protocol):
-    """What the search service needs from an encoder (the real one, or a fake in tests)."""
+    """Every encoder: the engines (`Encoder` on torch, `OnnxEncoder`), the second model
+    (`UseEncoder`), the wrappers (`BatchingEncoder`, `PairedEncoder`, `CachedEncoder`) and the
+    fakes of the tests. Callers never probe for optional parts."""
 
     name: str
     dimension: int
-    fingerprint: str
+    fingerprint: str  # what an index records: vectors of another fingerprint are refused
+    precision: str  # the number format or engine variant; caches keep vectors apart by it
+    directory: Path | None  # the model directory, if the model has one
+    inner: tuple[TextEncoder, ...]  # the encoders a wrapper wraps; () for an engine
 
-    def count_tokens(self, text: str) -> int: ...
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
-    def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray: ...
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` alone (no prompt, no special tokens): what chunking counts."""
+        ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalized float32 rows, one per question."""
+        ...
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
+        """L2-normalized float32 rows, one per passage or sentence."""
+        ...
+
+    def info(self) -> dict:
+        """What `qa model info` shows."""
+        ...
+
+    def close(self) -> None:
+        """Release threads and files; the encoder is unusable afterwards."""
+        ...
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -202,6 +224,8 @@ def _progress_bar(total: int, enabled: bool):
 class Encoder:
     """Encodes questions and passages into L2-normalized float32 vectors."""
 
+    inner: tuple[TextEncoder, ...] = ()
+
     def __init__(
         self,
         model: str | Path | None = None,
@@ -336,3 +360,6 @@ class Encoder:
             "prompts": self.prompts,
             "engine": "torch",
         }
+
+    def close(self) -> None:
+        """Nothing to release: the weights go with the object."""

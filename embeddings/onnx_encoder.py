@@ -52,6 +52,8 @@ def _session_options(threads: int | None, *, spinning: bool = False):
 class OnnxEncoder:
     """Encodes questions and passages into L2-normalized float32 vectors with ONNX Runtime."""
 
+    inner: tuple = ()
+
     def __init__(
         self,
         model: str | Path,

@@ -23,7 +23,7 @@ def _parse_sets(values: tuple[str, ...]) -> list[str]:
 
 
 def _use_encoder():
-    from qa.use_encoder import UseEncoder
+    from embeddings.use import UseEncoder
 
     try:
         return UseEncoder()
@@ -92,11 +92,11 @@ def eval_command(
     """
     import tempfile
 
+    from embeddings.cache import CachedEncoder
     from embeddings.encoder import TextEncoder
     from embeddings.engines import load_encoder
-    from qa.evaluation.cache import CachedEncoder
+    from embeddings.paired import PairedEncoder
     from qa.evaluation.suite import load_sets, run_suite
-    from qa.paired_encoder import PairedEncoder
 
     sets = load_sets(_parse_sets(set_names), data_dir, limit)  # bad data fails before the model loads
     with tempfile.TemporaryDirectory(prefix="qa-eval-cache-") as scratch:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from embeddings.encoder import Encoder, TextEncoder, legacy_model_fingerprint
+from embeddings.batching import DEFAULT_MAX_BATCH, BatchingEncoder
+from embeddings.encoder import TextEncoder, legacy_model_fingerprint
 from embeddings.engines import load_encoder
-from embeddings.onnx_encoder import OnnxEncoder
-from qa.batching import DEFAULT_MAX_BATCH, BatchingEncoder
 from qa.index import ModelIdentity, default_index_location, open_index
 from qa.search import SearchService, SearchSettings
 
 
 def model_identity(encoder: TextEncoder) -> ModelIdentity:
-    directory = encoder.directory if isinstance(encoder, Encoder | OnnxEncoder) else None
+    directory = encoder.directory
     former = legacy_model_fingerprint(directory) if directory else None
     return ModelIdentity(encoder.name, encoder.fingerprint, encoder.dimension, former)
 
@@ -52,7 +51,7 @@ def open_service(
     """The search service over the index at `index_dir` (default: $QA_INDEX_DIR or data/index).
 
     Questions asked at the same time from several threads (the server's workers) share one
-    forward pass of the model (see `qa.batching`).
+    forward pass of the model (see `embeddings.batching`).
     """
     _limit_model_threads(model_threads())
     encoder = encoder or load_encoder()

@@ -17,6 +17,8 @@ class FakeEncoder:
 
     name = "fake"
     directory = None
+    precision = "float32"
+    inner = ()
     max_tokens = 512
     prompts: ClassVar[dict[str, str]] = {"query": "query: ", "document": "passage: "}
 
@@ -51,3 +53,6 @@ class FakeEncoder:
 
     def info(self) -> dict:
         return {"name": self.name, "dimension": self.dimension, "fingerprint": self.fingerprint}
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.batching import BatchingEncoder
+from embeddings.batching import BatchingEncoder
 from qa.documents import Document
 from qa.errors import IndexStateError
 from qa.index import IndexBackend, open_index

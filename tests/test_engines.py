@@ -18,6 +18,33 @@ from qa.reliability.serve import QaServe, qa_command
 from tests.conftest import REPO, SEEDS
 
 
+def test_every_encoder_and_wrapper_has_the_whole_protocol(tmp_path):
+    from embeddings.batching import BatchingEncoder
+    from embeddings.cache import CachedEncoder
+    from embeddings.encoder import TextEncoder
+    from embeddings.paired import PairedEncoder
+    from tests.fakes import FakeEncoder
+
+    fake = FakeEncoder()
+    cached = CachedEncoder(fake, tmp_path / "cache.sqlite")
+    batching = BatchingEncoder(fake)
+    paired = PairedEncoder(cached, FakeEncoder(dimension=32))
+    for encoder in (fake, cached, batching, paired):
+        assert isinstance(encoder, TextEncoder), type(encoder).__name__
+        assert encoder.encode_queries(["who met Jeffrey"]).shape == (1, encoder.dimension)
+    assert paired.inner[0] is cached and batching.inner == (fake,)
+    batching.close()
+    cached.close()
+
+
+@pytest.mark.model
+def test_both_engines_have_the_whole_protocol(real_encoder):
+    from embeddings.encoder import TextEncoder
+
+    assert isinstance(real_encoder, TextEncoder)
+    assert isinstance(load_encoder(engine="torch"), TextEncoder)
+
+
 def test_settings_are_checked_with_the_accepted_values_named(monkeypatch):
     monkeypatch.setenv("QA_ENGINE", "tensorflow")
     with pytest.raises(ModelError, match="QA_ENGINE must be one of auto, onnx, torch"):

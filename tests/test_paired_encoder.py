@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.paired_encoder import PairedEncoder
+from embeddings.paired import PairedEncoder
 from tests.fakes import FakeEncoder
 
 

@@ -68,9 +68,8 @@ def _lifespan(
             yield
         finally:
             if service is None:  # we opened it, we close it
-                close_encoder = getattr(loaded.encoder, "close", None)
-                if close_encoder is not None:  # the micro-batcher's encoder thread
-                    await anyio.to_thread.run_sync(close_encoder)
+                # The micro-batcher's encoder thread.
+                await anyio.to_thread.run_sync(loaded.encoder.close)
                 loaded.index.close()
 
     return lifespan

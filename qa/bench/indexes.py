@@ -84,8 +84,7 @@ def _fresh_directory(prefix: str, key: str) -> Path:
 
 def our_index(corpus: Corpus, encoder: TextEncoder, *, fresh: bool = False) -> BuiltIndex:
     key = hashlib.sha256(
-        f"{corpus.fingerprint}|{encoder.fingerprint}|{getattr(encoder, 'precision', 'float32')}|"
-        f"{_code_fingerprint()}".encode()
+        f"{corpus.fingerprint}|{encoder.fingerprint}|{encoder.precision}|{_code_fingerprint()}".encode()
     ).hexdigest()[:12]
     prefix = f"ours-{corpus.name}"
     found = _cached(cache_root() / f"{prefix}-{key}", fresh)

@@ -1,6 +1,6 @@
 """Retrieval-quality evaluation: public QA sets and the seed questions through the production pipeline."""
 
-from qa.evaluation.cache import CachedEncoder
+from embeddings.cache import CachedEncoder
 from qa.evaluation.datasets import SETS, EvalQuestion, EvalSet, load_set
 from qa.evaluation.report import Report
 from qa.evaluation.runner import SetResult, evaluate_set

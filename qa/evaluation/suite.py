@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from embeddings.cache import CachedEncoder
 from embeddings.encoder import TextEncoder
 from qa.chunking import ChunkingSettings
-from qa.evaluation.cache import CachedEncoder
 from qa.evaluation.datasets import EvalSet, load_set
 from qa.evaluation.report import Report
 from qa.evaluation.runner import evaluate_set
@@ -17,12 +17,12 @@ from qa.search import MODES, SearchSettings
 DEFAULT_SETS = ("xquad-en-ar", "xquad-ar-ar", "arcd", "tydi-ar", "seeds")
 
 
-def _caches(encoder: object) -> list[CachedEncoder]:
-    """The caching encoders inside `encoder` (itself, or both halves of a paired encoder)."""
+def _caches(encoder: TextEncoder) -> list[CachedEncoder]:
+    """The caching encoders in `encoder` (itself, or inside the wrappers, e.g. both halves of a
+    paired encoder)."""
     if isinstance(encoder, CachedEncoder):
         return [encoder]
-    parts = (getattr(encoder, "primary", None), getattr(encoder, "secondary", None))
-    return [cache for part in parts if part is not None for cache in _caches(part)]
+    return [cache for part in encoder.inner for cache in _caches(part)]
 
 
 def load_sets(names: Sequence[str], data_dir: Path | None = None, limit: int | None = None) -> list[EvalSet]:

@@ -23,6 +23,9 @@ class UseEncoder:
 
     name = "use-multilingual-v3"
     dimension = 512
+    precision = "float32"
+    directory = None  # its weights are inside the installed package
+    inner = ()
 
     def __init__(self, threads: int | None = None) -> None:
         try:
@@ -43,6 +46,12 @@ class UseEncoder:
 
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
         return self._encode(texts)
+
+    def info(self) -> dict:
+        return {"name": self.name, "dimension": self.dimension, "fingerprint": self.fingerprint}
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -38,8 +38,19 @@ class PairedEncoder:
         self.dimension = primary.dimension + secondary.dimension
         both = f"{primary.fingerprint}+{secondary.fingerprint}".encode()
         self.fingerprint = hashlib.sha256(both).hexdigest()[:16]
-        # Chunk sizes are counted in the primary model's tokens, as without a second model.
-        self.count_tokens = primary.count_tokens
+        self.precision = f"{primary.precision}+{secondary.precision}"
+        self.directory = None  # two models
+        self.inner = (primary, secondary)
+
+    def count_tokens(self, text: str) -> int:
+        """In the primary model's tokens: chunks are as without a second model."""
+        return self.primary.count_tokens(text)
+
+    def info(self) -> dict:
+        return {"name": self.name, "dimension": self.dimension, "parts": [e.info() for e in self.inner]}
+
+    def close(self) -> None:
+        """Nothing of its own: the two encoders stay open for whoever made them."""
 
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
         first = self.primary.encode_documents(texts, show_progress=show_progress)

@@ -46,6 +46,9 @@ class BatchingEncoder:
         self.name = encoder.name
         self.dimension = encoder.dimension
         self.fingerprint = encoder.fingerprint
+        self.precision = encoder.precision
+        self.directory = encoder.directory
+        self.inner = (encoder,)
         self._condition = threading.Condition()
         self._queue: deque[_Pending] = deque()
         self._worker: threading.Thread | None = None
@@ -59,9 +62,11 @@ class BatchingEncoder:
         with self._condition:
             return len(self._queue)
 
-    def __getattr__(self, name: str):
-        # Everything else (count_tokens, info, max_tokens, directory, prompts...) is the encoder's.
-        return getattr(self.encoder, name)
+    def count_tokens(self, text: str) -> int:
+        return self.encoder.count_tokens(text)
+
+    def info(self) -> dict:
+        return self.encoder.info()
 
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
         return self.encoder.encode_documents(texts, show_progress=show_progress)

@@ -51,8 +51,12 @@ class CachedEncoder:
         self.name = encoder.name
         self.dimension = encoder.dimension
         self.fingerprint = encoder.fingerprint
-        # Vectors computed at another precision (float32 or bfloat16) are cached apart.
-        precision = getattr(encoder, "precision", "float32")
+        self.precision = encoder.precision
+        self.directory = encoder.directory
+        self.inner = (encoder,)
+        # Vectors computed at another precision (float32, bfloat16, an ONNX variant) are cached
+        # apart. ONNX fp32 and torch float32 agree to 1e-6, so they share one cache.
+        precision = "float32" if encoder.precision == "onnx-fp32" else encoder.precision
         self._model_key = self.fingerprint if precision == "float32" else f"{self.fingerprint}-{precision}"
         self.path = Path(path or default_cache_path())
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +69,11 @@ class CachedEncoder:
         self.encode_seconds = 0.0
         self.count_tokens = lru_cache(maxsize=1 << 16)(encoder.count_tokens)
 
+    def info(self) -> dict:
+        return self.encoder.info()
+
     def close(self) -> None:
+        """Closes the cache file; the encoder it wraps stays open."""
         self._db.close()
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
