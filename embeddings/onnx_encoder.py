@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.encoder import length_batches
+from embeddings.encoder import PROGRESS_THRESHOLD, encode_by_length
 from embeddings.errors import ModelError
 from embeddings.onnx_files import (
     VARIANTS,
@@ -25,9 +25,6 @@ from embeddings.onnx_files import (
     read_manifest,
     source_fingerprint,
 )
-
-# As `Encoder`: batches above this size show a progress bar when stderr is a terminal.
-_PROGRESS_THRESHOLD = 256
 
 
 def _session_options(threads: int | None, *, spinning: bool = False):
@@ -136,7 +133,7 @@ class OnnxEncoder:
 
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
         if show_progress is None:
-            show_progress = len(texts) > _PROGRESS_THRESHOLD and sys.stderr.isatty()
+            show_progress = len(texts) > PROGRESS_THRESHOLD and sys.stderr.isatty()
         return self._encode(texts, query=False, show_progress=show_progress)
 
     def _encode(self, texts: Sequence[str], *, query: bool, show_progress: bool) -> np.ndarray:
@@ -144,20 +141,14 @@ class OnnxEncoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prompt = (self._query_prompt if query else self._document_prompt) or ""
-        result = np.empty((len(texts), self.dimension), dtype=np.float32)
-        bar = None
-        if show_progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(texts), unit="text", desc="Embedding", dynamic_ncols=True)
-        min_fill = 0.0 if query else 0.6
-        for batch in length_batches([len(text) for text in texts], self.batch_size, min_fill=min_fill):
-            result[batch] = self._forward([prompt + texts[i] for i in batch])
-            if bar is not None:
-                bar.update(len(batch))
-        if bar is not None:
-            bar.close()
-        return result
+        return encode_by_length(
+            texts,
+            lambda batch: self._forward([prompt + text for text in batch]),
+            dimension=self.dimension,
+            batch_size=self.batch_size,
+            query=query,
+            show_progress=show_progress,
+        )
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(input_ids, attention_mask) as sentence-transformers builds them: each text truncated
