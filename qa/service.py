@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from embeddings.batching import DEFAULT_MAX_BATCH, BatchingEncoder
-from embeddings.encoder import TextEncoder, legacy_model_fingerprint
+from embeddings.encoder import Encoder, TextEncoder, legacy_model_fingerprint
 from embeddings.engines import load_encoder
 from qa.index import ModelIdentity, default_index_location, open_index
 from qa.search import SearchService, SearchSettings
@@ -53,8 +53,9 @@ def open_service(
     Questions asked at the same time from several threads (the server's workers) share one
     forward pass of the model (see `embeddings.batching`).
     """
-    _limit_model_threads(model_threads())
     encoder = encoder or load_encoder()
+    if isinstance(encoder, Encoder):  # the ONNX engine sizes its own threads, and needs no torch
+        _limit_model_threads(model_threads())
     index = open_index(index_dir or default_index_location(), model_identity(encoder), create=create)
     batch = query_batch_size()
     if batch > 1 and not isinstance(encoder, BatchingEncoder):
