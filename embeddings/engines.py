@@ -45,15 +45,15 @@ def has_onnx_export(model_dir: Path) -> bool:
     return is_current_export(model_dir)
 
 
-def ensure_onnx_export(model_dir: Path, *, progress: bool = True) -> None:
+def ensure_onnx_export(model_dir: Path, *, progress: bool = True, force: bool = False) -> None:
     """Export the model to ONNX unless a current export is there (torch is needed only here)."""
-    if has_onnx_export(model_dir):
+    if not force and has_onnx_export(model_dir):
         return
     from embeddings.onnx_export import export_onnx
 
     if progress:
-        print(f"Exporting the model to ONNX in {model_dir / 'onnx'} (once, about a minute)…", file=sys.stderr)
-    export_onnx(model_dir)
+        print(f"Exporting the model to ONNX in {model_dir / 'onnx'} (about a minute)…", file=sys.stderr)
+    export_onnx(model_dir, force=force)
 
 
 def load_encoder(

@@ -71,13 +71,13 @@ def model_build(force: bool, target: str | None) -> None:
       QA_MODEL=$(qa model build | tail -n 1) qa model info
     """
     from embeddings.build import build_model
-    from embeddings.onnx_export import export_onnx
+    from embeddings.engines import ensure_onnx_export
 
     result = build_model(Path(target) if target else None, force=force)
     if not result.built:
         click.echo("Model already built (manifest matches the packaged weights).", err=True)
     # The ONNX Runtime engine's graphs (float32 and int8), unless current ones are there.
-    export_onnx(result.path, force=force)
+    ensure_onnx_export(result.path, force=force)
     click.echo(str(result.path.resolve()))
 
 
