@@ -238,6 +238,26 @@ def encode_by_length(
     return result
 
 
+class LengthBatchedEngine:
+    """The public encoding calls of an engine (torch's `Encoder`, `OnnxEncoder`): questions
+    without a progress bar, documents with one when many and stderr is a terminal; the engine
+    supplies `_encode`."""
+
+    def _encode(self, texts: Sequence[str], *, query: bool, show_progress: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, query=True, show_progress=False)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode_queries([text])[0]
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
+        if show_progress is None:
+            show_progress = len(texts) > PROGRESS_THRESHOLD and sys.stderr.isatty()
+        return self._encode(texts, query=False, show_progress=show_progress)
+
+
 def _progress_bar(total: int, enabled: bool):
     if not enabled:
         return None
@@ -246,7 +266,7 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="text", desc="Embedding", dynamic_ncols=True)
 
 
-class Encoder:
+class Encoder(LengthBatchedEngine):
     """Encodes questions and passages into L2-normalized float32 vectors."""
 
     inner: tuple[TextEncoder, ...] = ()
@@ -319,17 +339,6 @@ class Encoder:
         """Tokens of `text` alone, without the prompt and the special tokens around it."""
         with self._tokenizer_lock:
             return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, query=True, show_progress=False)
-
-    def encode_query(self, text: str) -> np.ndarray:
-        return self.encode_queries([text])[0]
-
-    def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
-        if show_progress is None:
-            show_progress = len(texts) > PROGRESS_THRESHOLD and sys.stderr.isatty()
-        return self._encode(texts, query=False, show_progress=show_progress)
 
     def _encode(self, texts: Sequence[str], *, query: bool, show_progress: bool) -> np.ndarray:
         """Forward passes through the model's own modules, batched by length.

@@ -9,13 +9,12 @@ of the memory and starts in a fraction of the time.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from embeddings.encoder import PROGRESS_THRESHOLD, encode_by_length
+from embeddings.encoder import LengthBatchedEngine, encode_by_length, model_fingerprint
 from embeddings.errors import ModelError
 from embeddings.onnx_files import (
     VARIANTS,
@@ -23,7 +22,6 @@ from embeddings.onnx_files import (
     onnx_dir,
     prompts,
     read_manifest,
-    source_fingerprint,
 )
 
 
@@ -46,7 +44,7 @@ def _session_options(threads: int | None, *, spinning: bool = False):
     return options
 
 
-class OnnxEncoder:
+class OnnxEncoder(LengthBatchedEngine):
     """Encodes questions and passages into L2-normalized float32 vectors with ONNX Runtime."""
 
     inner: tuple = ()
@@ -78,7 +76,7 @@ class OnnxEncoder:
         self.variant = variant
         self.precision = f"onnx-{variant}"
         self.batch_size = batch_size
-        self.fingerprint = source_fingerprint(directory)
+        self.fingerprint = model_fingerprint(directory)
         if manifest.get("source_fingerprint") != self.fingerprint:
             raise ModelError(
                 f"the ONNX export in {onnx_dir(directory)} was made from other model files. "
@@ -124,17 +122,6 @@ class OnnxEncoder:
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` alone, without the prompt and the special tokens around it."""
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, query=True, show_progress=False)
-
-    def encode_query(self, text: str) -> np.ndarray:
-        return self.encode_queries([text])[0]
-
-    def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
-        if show_progress is None:
-            show_progress = len(texts) > PROGRESS_THRESHOLD and sys.stderr.isatty()
-        return self._encode(texts, query=False, show_progress=show_progress)
 
     def _encode(self, texts: Sequence[str], *, query: bool, show_progress: bool) -> np.ndarray:
         """Batched by length as `Encoder` batches (see its `_encode` for the measurements)."""

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.encoder import model_fingerprint
 from embeddings.errors import ModelError
 from embeddings.onnx_files import (
     EXPORT_VERSION,
@@ -40,7 +41,6 @@ from embeddings.onnx_files import (
     ONNX_SUBDIR,
     onnx_dir,
     read_manifest,
-    source_fingerprint,
 )
 
 # 17 has LayerNormalization as one op (ORT fuses it either way) and every onnxruntime >= 1.14 runs it.
@@ -76,7 +76,7 @@ def is_current_export(model_dir: Path, fingerprint: str | None = None) -> bool:
     manifest = read_manifest(model_dir)
     if not manifest or manifest.get("export_version") != EXPORT_VERSION:
         return False
-    if manifest.get("source_fingerprint") != (fingerprint or source_fingerprint(model_dir)):
+    if manifest.get("source_fingerprint") != (fingerprint or model_fingerprint(model_dir)):
         return False
     directory = onnx_dir(model_dir)
     for entry in manifest.get("files", {}).values():
@@ -92,7 +92,7 @@ def export_onnx(model_dir: Path, *, force: bool = False) -> dict:
     if not (model_dir / "config.json").is_file():
         raise ModelError(f"{model_dir} is not a model directory: {model_dir / 'config.json'} is missing")
     with _export_lock(model_dir):
-        fingerprint = source_fingerprint(model_dir)
+        fingerprint = model_fingerprint(model_dir)
         if not force and is_current_export(model_dir, fingerprint):
             return read_manifest(model_dir) or {}
         staging = Path(tempfile.mkdtemp(prefix=f".{ONNX_SUBDIR}.tmp-", dir=model_dir))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from embeddings.encoder import DERIVED_ONNX_DIR, model_fingerprint
+from embeddings.encoder import DERIVED_ONNX_DIR
 
 ONNX_SUBDIR = DERIVED_ONNX_DIR
 FP32_FILE = "model.onnx"
@@ -26,13 +26,6 @@ VARIANTS = {"fp32": FP32_FILE, "int8": INT8_FILE}
 
 def onnx_dir(model_dir: Path) -> Path:
     return model_dir / ONNX_SUBDIR
-
-
-def source_fingerprint(model_dir: Path) -> str:
-    """The model's fingerprint, which leaves its ONNX export out (`model_fingerprint`): the
-    export is derived from the other files and does not change the vectors, so an index built
-    with either engine accepts the other."""
-    return model_fingerprint(model_dir)
 
 
 def _read_json(path: Path) -> dict:

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embeddings.encoder import model_fingerprint
 from embeddings.errors import ModelError
-from embeddings.onnx_files import MANIFEST_FILE, ONNX_SUBDIR, source_fingerprint
+from embeddings.onnx_files import MANIFEST_FILE, ONNX_SUBDIR
 from tests.conftest import REPO, SEEDS
 
 # Measured on the varied set below (scripts/onnx_fidelity.py gives the same on its larger set):
@@ -195,10 +196,9 @@ def test_no_texts_give_an_empty_matrix(onnx_fp32):
 
 @pytest.mark.model
 def test_the_onnx_engine_reports_the_torch_engines_fingerprint(onnx_fp32, source_model_dir):
-    from embeddings.encoder import model_fingerprint
 
     # The source directory has no onnx/ (unless exported there), the copy has: both agree.
-    assert onnx_fp32.fingerprint == source_fingerprint(source_model_dir)
+    assert onnx_fp32.fingerprint == model_fingerprint(source_model_dir)
     if not (source_model_dir / ONNX_SUBDIR).exists():
         assert onnx_fp32.fingerprint == model_fingerprint(source_model_dir)
     info = onnx_fp32.info()

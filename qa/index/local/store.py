@@ -256,28 +256,20 @@ class StoreReader:
             yield StoredPassage(*row)
 
     def documents(self, ids: Iterable[str]) -> dict[str, StoredDocument]:
-        wanted = list(set(ids))
-        found: dict[str, StoredDocument] = {}
-        for first in range(0, len(wanted), _IDS_PER_QUERY):
-            chunk = wanted[first : first + _IDS_PER_QUERY]
-            marks = ",".join("?" * len(chunk))
-            for row in self._rows(
-                f"SELECT id, title, source, text, content_hash, 0 FROM documents WHERE id IN ({marks})", chunk
-            ):
-                found[row[0]] = StoredDocument(*row)
-        return found
+        rows = self._rows_by_id("SELECT id, title, source, text, content_hash, 0 FROM documents", set(ids))
+        return {row[0]: StoredDocument(*row) for row in rows}
 
     def passages(self, ids: Iterable[int]) -> dict[int, StoredPassage]:
-        wanted = [int(i) for i in ids]
-        found: dict[int, StoredPassage] = {}
+        rows = self._rows_by_id("SELECT id, document_id, start, end FROM passages", [int(i) for i in ids])
+        return {row[0]: StoredPassage(*row) for row in rows}
+
+    def _rows_by_id(self, select: str, ids: Iterable[object]) -> list[tuple]:
+        """`select ... WHERE id IN (ids)`, in chunks that stay within SQLite's bound variables."""
+        wanted, rows = list(ids), []
         for first in range(0, len(wanted), _IDS_PER_QUERY):
             chunk = wanted[first : first + _IDS_PER_QUERY]
-            marks = ",".join("?" * len(chunk))
-            for row in self._rows(
-                f"SELECT id, document_id, start, end FROM passages WHERE id IN ({marks})", chunk
-            ):
-                found[row[0]] = StoredPassage(*row)
-        return found
+            rows += self._rows(f"{select} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        return rows
 
     def sentences(self, passages: Sequence[StoredPassage]) -> dict[int, list[SentenceVector]]:
         """The sentences of many passages in one query per 200 (a question looks at ~50)."""
