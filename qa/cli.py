@@ -14,11 +14,11 @@ from qa.errors import QAError
 INDEX_OPTION = click.option(
     "--index",
     "index_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    # A string, not a click.Path: a postgresql:// URL would lose its double slash as a path.
     envvar="QA_INDEX_DIR",
     default="data/index",
     show_default=True,
-    help="Index directory (env QA_INDEX_DIR).",
+    help="Index directory, or postgresql://user:password@host:port/db[?schema=name] (env QA_INDEX_DIR).",
 )
 
 
@@ -104,7 +104,7 @@ def model_info(as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @INDEX_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ingest(paths: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
+def ingest(paths: tuple[Path, ...], index_dir: str, as_json: bool) -> None:
     """Add files and folders to the index (.txt .md .html .jsonl).
 
     A document's id is its file name without extension. Unchanged documents are skipped,
@@ -176,7 +176,7 @@ def _print_hits(response) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question (JSON lines).")
 def ask(
     questions: tuple[str, ...],
-    index_dir: Path,
+    index_dir: str,
     k: int,
     mode: str | None,
     per_document: int | None,
@@ -225,7 +225,7 @@ def ask(
 @main.command()
 @INDEX_OPTION
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, one document per line.")
-def docs(index_dir: Path, as_json: bool) -> None:
+def docs(index_dir: str, as_json: bool) -> None:
     """List the indexed documents.
 
     \b
@@ -244,7 +244,7 @@ def docs(index_dir: Path, as_json: bool) -> None:
 @main.command()
 @click.argument("document_id")
 @INDEX_OPTION
-def remove(document_id: str, index_dir: Path) -> None:
+def remove(document_id: str, index_dir: str) -> None:
     """Remove a document (its passages leave every index).
 
     \b
@@ -260,7 +260,7 @@ def remove(document_id: str, index_dir: Path) -> None:
 
 @main.command()
 @INDEX_OPTION
-def export(index_dir: Path) -> None:
+def export(index_dir: str) -> None:
     """Print every document as JSON lines (id, title, source, text), ready for qa ingest.
 
     Rebuilds an index without the original files, for example for another model:
@@ -284,7 +284,7 @@ def export(index_dir: Path) -> None:
 @main.command()
 @INDEX_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def compact(index_dir: Path, as_json: bool) -> None:
+def compact(index_dir: str, as_json: bool) -> None:
     """Fold the vectors written since the last checkpoint into a new one.
 
     Runs by itself when they pile up; safe while servers and other commands use the index.
@@ -304,7 +304,7 @@ def compact(index_dir: Path, as_json: bool) -> None:
         )
 
 
-def _open_index(index_dir: Path):
+def _open_index(index_dir: str):
     """The index alone, without loading the model: for commands that neither embed nor search."""
     from qa.index import open_index
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from pathlib import Path
 
 import click
 from litestar import Litestar
@@ -32,17 +31,24 @@ class _QuietKnownStartupError(logging.Filter):
 @click.option(
     "--index",
     "index_dir",
-    type=click.Path(file_okay=False, path_type=Path),
     envvar="QA_INDEX_DIR",
     default="data/index",
     show_default=True,
-    help="Index directory (env QA_INDEX_DIR); created empty if missing.",
+    help="Index directory (created empty if missing), or a postgresql:// URL (env QA_INDEX_DIR).",
+)
+@click.option(
+    "--read-index",
+    "read_index",
+    envvar="QA_INDEX_READ_URL",
+    default=None,
+    help="A streaming replica of the PostgreSQL index to answer questions from; writes still go to "
+    "--index (env QA_INDEX_READ_URL).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one)."
 )
-def serve(index_dir: Path, host: str, port: int) -> None:
+def serve(index_dir: str, read_index: str | None, host: str, port: int) -> None:
     """Serve the web form (/) and the JSON API (/api, docs at /schema).
 
     The model and the index load once at start-up; the address is printed when the server
@@ -59,7 +65,7 @@ def serve(index_dir: Path, host: str, port: int) -> None:
 
     from qa.api import create_app
 
-    app = create_app(index_dir=index_dir)
+    app = create_app(index_dir=index_dir, read_location=read_index)
 
     class AnnouncingServer(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

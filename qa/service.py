@@ -8,7 +8,7 @@ from pathlib import Path
 from embeddings.batching import DEFAULT_MAX_BATCH, BatchingEncoder
 from embeddings.encoder import Encoder, TextEncoder, legacy_model_fingerprint
 from embeddings.engines import load_encoder
-from qa.index import ModelIdentity, default_index_location, open_index
+from qa.index import ModelIdentity, default_index_location, default_read_location, open_index
 from qa.search import SearchService, SearchSettings
 
 
@@ -47,8 +47,10 @@ def open_service(
     encoder: TextEncoder | None = None,
     create: bool = True,
     settings: SearchSettings | None = None,
+    read_location: str | None = None,
 ) -> SearchService:
-    """The search service over the index at `index_dir` (default: $QA_INDEX_DIR or data/index).
+    """The search service over the index at `index_dir` (default: $QA_INDEX_DIR or data/index),
+    reading from `read_location` (default: $QA_INDEX_READ_URL) when the index is PostgreSQL.
 
     Questions asked at the same time from several threads (the server's workers) share one
     forward pass of the model (see `embeddings.batching`).
@@ -56,7 +58,12 @@ def open_service(
     encoder = encoder or load_encoder()
     if isinstance(encoder, Encoder):  # the ONNX engine sizes its own threads, and needs no torch
         _limit_model_threads(model_threads())
-    index = open_index(index_dir or default_index_location(), model_identity(encoder), create=create)
+    index = open_index(
+        index_dir or default_index_location(),
+        model_identity(encoder),
+        create=create,
+        read_location=read_location or default_read_location(),
+    )
     batch = query_batch_size()
     if batch > 1 and not isinstance(encoder, BatchingEncoder):
         encoder = BatchingEncoder(encoder, max_batch=batch)

@@ -42,8 +42,10 @@ sentence that answers it highlighted by offsets. Write routes need `Authorizatio
 Errors are JSON `{"status_code", "detail"}`."""
 
 
-def _open_warm(index_dir: Path | str | None, encoder: TextEncoder | None) -> SearchService:
-    service = open_service(index_dir, encoder=encoder)
+def _open_warm(
+    index_dir: Path | str | None, read_location: str | None, encoder: TextEncoder | None
+) -> SearchService:
+    service = open_service(index_dir, encoder=encoder, read_location=read_location)
     # The first encoding pays for torch's lazy set-up (about a second here); paying it now keeps
     # it out of the first user's question.
     service.encoder.encode_queries(["warm-up"])
@@ -51,7 +53,10 @@ def _open_warm(index_dir: Path | str | None, encoder: TextEncoder | None) -> Sea
 
 
 def _lifespan(
-    service: SearchService | None, index_dir: Path | str | None, encoder: TextEncoder | None
+    service: SearchService | None,
+    index_dir: Path | str | None,
+    read_location: str | None,
+    encoder: TextEncoder | None,
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -59,7 +64,7 @@ def _lifespan(
         if loaded is None:
             try:
                 # Loading the model takes seconds of CPU; a thread keeps the loop responsive.
-                loaded = await anyio.to_thread.run_sync(lambda: _open_warm(index_dir, encoder))
+                loaded = await anyio.to_thread.run_sync(lambda: _open_warm(index_dir, read_location, encoder))
             except (ModelError, QAError) as exc:
                 app.state.startup_error = str(exc)  # for `qa serve` to report as one clean line
                 raise
@@ -100,12 +105,14 @@ def create_app(
     service: SearchService | None = None,
     *,
     index_dir: Path | str | None = None,
+    read_location: str | None = None,
     encoder: TextEncoder | None = None,
     settings: ApiSettings | None = None,
     debug: bool = False,
 ) -> Litestar:
     """The application; without `service`, it opens `index_dir` (default $QA_INDEX_DIR or
-    data/index) with `encoder` (default: the real model) when it starts."""
+    data/index; reads from `read_location`, default $QA_INDEX_READ_URL, when given) with
+    `encoder` (default: the real model) when it starts."""
     settings = settings or ApiSettings.from_env()
     middleware = []
     if settings.rate_limit:
@@ -121,7 +128,7 @@ def create_app(
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
         state=State({"settings": settings, "startup_error": None}),
-        lifespan=[_lifespan(service, index_dir, encoder)],
+        lifespan=[_lifespan(service, index_dir, read_location, encoder)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_JSON_BYTES,
         cors_config=_cors(settings),

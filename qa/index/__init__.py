@@ -30,6 +30,7 @@ __all__ = [
     "StoredPassage",
     "WriteResult",
     "default_index_location",
+    "default_read_location",
     "open_index",
 ]
 
@@ -37,6 +38,12 @@ __all__ = [
 def default_index_location() -> str:
     """QA_INDEX_DIR, else `data/index`."""
     return os.environ.get("QA_INDEX_DIR") or "data/index"
+
+
+def default_read_location() -> str | None:
+    """QA_INDEX_READ_URL: where a PostgreSQL index's views read (a streaming replica); unset,
+    they read where writes go."""
+    return os.environ.get("QA_INDEX_READ_URL") or None
 
 
 def open_index(
@@ -47,17 +54,29 @@ def open_index(
     chunking: ChunkingSettings | None = None,
     vector_kind: str | None = None,
     searching: bool = True,
+    read_location: str | None = None,
 ) -> IndexBackend:
-    """The index at `location`: a directory (the local backend) or, later, a database URL.
+    """The index at `location`: a directory (the local backend) or a `postgresql://` URL.
 
     `model` is checked against the one the index was built with; None takes the recorded one,
     for commands that neither embed nor search (listing, export, removal, compaction). Without
     `searching`, views do not load the vectors: those commands start at once on a large index.
+    `read_location` (PostgreSQL only) sends reads to a replica of `location`.
     """
     location = str(location)
     if "://" in location:
-        scheme = location.split("://", 1)[0]
-        raise IndexStateError(f"no index backend for {scheme}:// locations yet; give a directory")
+        from qa.index.postgres import PostgresIndex, is_postgres_url
+
+        if not is_postgres_url(location):
+            scheme = location.split("://", 1)[0]
+            raise IndexStateError(
+                f"no index backend for {scheme}:// locations: give a directory or a postgresql:// URL"
+            )
+        return PostgresIndex.open(location, model, create=create, chunking=chunking, read_url=read_location)
+    if read_location:
+        raise IndexStateError(
+            "a read location (QA_INDEX_READ_URL) needs a postgresql:// index, not a directory"
+        )
     from qa.index.local import LocalIndex
 
     return LocalIndex.open(
