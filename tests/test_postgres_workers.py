@@ -89,13 +89,22 @@ def test_a_write_through_one_worker_is_answered_by_the_other_on_its_next_questio
 
 _WRITER = textwrap.dedent(
     """
-    import sys
+    import sys, time
     from qa.documents import Document
     from qa.index import open_index
+    from qa.index.postgres import backend
     from qa.ingest import ingest_documents
     from qa.service import model_identity
     from tests.fakes import FakeEncoder
 
+    if sys.argv[2] == "stall":
+        # Every row is in, uncommitted, when the parent kills us.
+        publish = backend._Writer.publish
+        def stalled(self):
+            print("in transaction", flush=True)
+            time.sleep(60)
+            return publish(self)
+        backend._Writer.publish = stalled
     encoder = FakeEncoder()
     index = open_index(sys.argv[1], model_identity(encoder))
     documents = [
@@ -129,19 +138,31 @@ def test_a_writer_killed_mid_write_leaves_the_previous_state_or_the_whole_write(
     with open_index(postgres_url, model_identity(fake_encoder)) as index:
         ingest_documents(index, fake_encoder, CORPUS)
     before = _consistent_counts(postgres_url)
-    outcomes = set()
-    for attempt in range(3):
-        writer = subprocess.Popen(
-            [sys.executable, "-c", _WRITER, postgres_url], stdout=subprocess.PIPE, text=True, env=_env()
+
+    def writer(mode: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, postgres_url, mode], stdout=subprocess.PIPE, text=True, env=_env()
         )
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
-        time.sleep(random.uniform(0.05, 1.5) if attempt else 0.3)
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
-        documents, passages = _consistent_counts(postgres_url)
-        outcomes.add("before" if (documents, passages) == before else "after")
+        assert process.stdout is not None and process.stdout.readline().strip() == "writing"
+        return process
+
+    # Killed with every row of its write inserted and not committed: nothing of it remains.
+    stalled = writer("stall")
+    assert stalled.stdout is not None and stalled.stdout.readline().strip() == "in transaction"
+    stalled.send_signal(signal.SIGKILL)
+    stalled.wait()
+    assert _consistent_counts(postgres_url) == before
+    # Killed at random moments: the previous state or the whole write.
+    for _ in range(2):
+        process = writer("run")
+        time.sleep(random.uniform(0.05, 1.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        documents, _ = _consistent_counts(postgres_url)
         assert documents in (before[0], before[0] + 400)
-    assert "before" in outcomes  # at least one kill landed mid-write
+    finished = writer("run")
+    assert finished.wait(timeout=300) == 0
+    assert _consistent_counts(postgres_url)[0] == before[0] + 400
 
 
 @pytest.mark.model

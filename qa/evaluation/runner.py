@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,8 +103,23 @@ class IndexedPassage:
     shingles: Shingles  # for recognizing a copy of another paragraph
 
 
+@contextmanager
+def _scratch_location(name: str, index_url: str | None) -> Iterator[Path | str]:
+    if index_url is None:
+        with tempfile.TemporaryDirectory(prefix=f"qa-eval-{name}-") as tmp:
+            yield Path(tmp) / "index"
+        return
+    from qa.index.postgres import drop_index, scratch_url
+
+    url = scratch_url(index_url, f"eval_{name}")
+    try:
+        yield url
+    finally:
+        drop_index(url)
+
+
 def build_index(
-    directory: Path, eval_set: EvalSet, encoder: TextEncoder, chunking: ChunkingSettings
+    directory: Path | str, eval_set: EvalSet, encoder: TextEncoder, chunking: ChunkingSettings
 ) -> tuple[IndexBackend, dict[int, IndexedPassage]]:
     """A fresh index of the set's documents, and what each passage id holds."""
     index = open_index(directory, model_identity(encoder), chunking=chunking)
@@ -169,14 +185,18 @@ def evaluate_set(
     settings: SearchSettings | None = None,
     chunking: ChunkingSettings | None = None,
     modes: Sequence[str] = MODES,
+    index_url: str | None = None,
 ) -> SetResult:
-    """Index the set's documents afresh, rank every question in each mode, and score the rankings."""
+    """Index the set's documents afresh, rank every question in each mode, and score the rankings.
+
+    The index is a temporary directory, or with `index_url` (postgresql://) a schema of its own
+    in that database, dropped afterwards."""
     chunking = chunking or ChunkingSettings()
     timings: dict[str, float] = {}
     results: dict[str, ModeResult] = {}
-    with tempfile.TemporaryDirectory(prefix=f"qa-eval-{eval_set.name}-") as tmp:
+    with _scratch_location(eval_set.name, index_url) as location:
         started = time.perf_counter()
-        index, passages = build_index(Path(tmp) / "index", eval_set, encoder, chunking)
+        index, passages = build_index(location, eval_set, encoder, chunking)
         timings["index"] = time.perf_counter() - started
         with index, index.view() as view:
             questions = [validate_question(q.text) for q in eval_set.questions]

@@ -39,14 +39,17 @@ def run_suite(
     chunking: ChunkingSettings | None = None,
     modes: Sequence[str] = MODES,
     on_result: Callable[[str], None] | None = None,
+    index_url: str | None = None,
 ) -> Report:
-    """Evaluate each set with the same encoder and settings."""
+    """Evaluate each set with the same encoder and settings (in PostgreSQL with `index_url`)."""
     settings = settings or SearchSettings()
     chunking = chunking or ChunkingSettings()
     started = time.perf_counter()
     results = []
     for eval_set in sets:
-        result = evaluate_set(eval_set, encoder, settings=settings, chunking=chunking, modes=modes)
+        result = evaluate_set(
+            eval_set, encoder, settings=settings, chunking=chunking, modes=modes, index_url=index_url
+        )
         results.append(result)
         if on_result:
             on_result(

@@ -38,7 +38,7 @@ def unreachable(display: str, exc: BaseException) -> StorageError:
     message = first_line(exc)
     if isinstance(exc, psycopg_pool.PoolTimeout):
         message = "no connection became free or could be made in time (is the server up and reachable?)"
-    credentials = ("password authentication failed", "no password supplied", "role \"")
+    credentials = ("password authentication failed", "no password supplied", 'role "')
     if any(sign in message for sign in credentials):
         return StorageError(f"PostgreSQL at {display} refused the credentials: {message}")
     return StorageError(f"cannot reach PostgreSQL at {display}: {message}")
