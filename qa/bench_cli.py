@@ -22,13 +22,61 @@ import click
     help="Evaluation data folder (xquad/, arcd/, tydiqa-goldp-ar/); default ../shared/evaldata.",
 )
 @click.option("--no-txtai", "no_txtai", is_flag=True, help="Skip the txtai side-by-side.")
-@click.option("--no-http", "no_http", is_flag=True, help="Skip the servers (in-process figures only).")
+@click.option(
+    "--no-http",
+    "no_http",
+    is_flag=True,
+    help="Skip the servers (in-process figures only; with --scaling, the workers part).",
+)
 @click.option("--no-ann", "no_ann", is_flag=True, help="Skip the synthetic vector-search part.")
 @click.option("--no-writes", "no_writes", is_flag=True, help="Skip the cost of small writes.")
 @click.option(
     "--writes-only",
     is_flag=True,
     help="Only the cost of one small write at 1k, 10k and 100k passages (~2 minutes, no model).",
+)
+@click.option(
+    "--scaling",
+    is_flag=True,
+    help="Only the scaling figures: dense search on --passages synthetic vectors in PostgreSQL against "
+    "the local index, then 1 against 2 `qa serve` workers pinned to one core each on one PostgreSQL "
+    "index (~8 minutes at 100k passages on two cores).",
+)
+@click.option(
+    "--passages",
+    type=click.IntRange(100),
+    default=None,
+    help="With --scaling: synthetic passages written into each backend "
+    "[default: 100000; 20000 with --quick].",
+)
+@click.option(
+    "--postgres-url",
+    default=None,
+    metavar="URL",
+    help="With --scaling: a PostgreSQL + pgvector database to use (postgresql://user@host/db) instead of a "
+    "throwaway server; the benchmark makes its own schemas there and drops them.",
+)
+@click.option(
+    "--reference",
+    default=None,
+    metavar="INDEX",
+    help="With --scaling: an index (directory or URL) whose passage vectors the synthetic ones are modelled "
+    "on, or a saved mixture (.npz) [default: the newest cached evaluation index, data/bench/ours-evaldata-*; "
+    "none: isotropic vectors, said so in the output].",
+)
+@click.option(
+    "--load-seconds",
+    type=click.FloatRange(1),
+    default=None,
+    help="With --scaling: seconds of load measured per worker count and generator, after 3 s of warm-up "
+    "[default: 20; 8 with --quick].",
+)
+@click.option(
+    "--clients-per-worker",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="With --scaling: concurrent clients per worker (closed loop).",
 )
 @click.option(
     "--baseline",
@@ -58,6 +106,12 @@ def bench(
     no_ann: bool,
     no_writes: bool,
     writes_only: bool,
+    scaling: bool,
+    passages: int | None,
+    postgres_url: str | None,
+    reference: str | None,
+    load_seconds: float | None,
+    clients_per_worker: int,
     baseline: Path | None,
     output: Path | None,
     plot: Path | None,
@@ -70,6 +124,14 @@ def bench(
     Every load loop is bounded in requests and time. Progress goes to stderr, figures to stdout.
     The first run builds and caches the benchmark indexes; a full run then takes ~10 minutes.
 
+    --scaling measures only what the PostgreSQL backend costs and gives: write speed, one
+    question's dense-search latency, recall@10 against exact search and size on disk, on 100k
+    synthetic passages in both backends (no model); then requests/s of 1 and 2 `qa serve`
+    workers on one PostgreSQL index of the seed articles, each pinned to a core, driven by a
+    threaded and by a single-thread asyncio load generator (the model: set QA_MODEL or run
+    `qa model build` first). A PostgreSQL 18 + pgvector server is started for it in a
+    temporary directory unless --postgres-url is given.
+
     \b
     Examples:
       qa bench --quick
@@ -77,6 +139,8 @@ def bench(
       qa bench --output docs/bench.json --plot docs/benchmarks-latency.png
       qa bench --no-txtai --no-ann
       qa bench --writes-only --json
+      qa bench --scaling --output docs/scaling-figures.json
+      qa bench --scaling --quick --passages 5000 --no-http
       git worktree add /tmp/before HEAD~1 && qa bench --quick --baseline /tmp/before
     """
     from qa.bench.report import render, target_status
@@ -96,6 +160,20 @@ def bench(
         baseline=baseline,
         log=log,
     )
+    if scaling:
+        _scaling(
+            quick=quick,
+            as_json=as_json,
+            output=output,
+            workers=not no_http,
+            passages=passages,
+            postgres_url=postgres_url,
+            reference=reference,
+            load_seconds=load_seconds,
+            clients_per_worker=clients_per_worker,
+            log=log,
+        )
+        return
     if writes_only:
         from qa.bench.machine import machine_figures
         from qa.bench.runner import write_cost
@@ -122,3 +200,39 @@ def bench(
     else:
         click.echo(render(figures, result.profile_text, result.notes))
     sys.stdout.flush()
+
+
+def _scaling(
+    *,
+    quick: bool,
+    as_json: bool,
+    output: Path | None,
+    workers: bool,
+    passages: int | None,
+    postgres_url: str | None,
+    reference: str | None,
+    load_seconds: float | None,
+    clients_per_worker: int,
+    log,
+) -> None:
+    import shlex
+
+    from qa.bench.scaling import ScalingOptions, render, run_scaling
+
+    options = ScalingOptions(
+        passages=passages or (20_000 if quick else 100_000),
+        queries=100 if quick else 300,
+        reference=reference,
+        postgres_url=postgres_url,
+        workers=workers,
+        clients_per_worker=clients_per_worker,
+        load_seconds=load_seconds or (8.0 if quick else 20.0),
+        command=shlex.join(["qa", *sys.argv[1:]]),
+        log=log,
+    )
+    figures, notes = run_scaling(options)
+    figures["notes"] = notes
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    click.echo(json.dumps(figures, ensure_ascii=False) if as_json else render(figures, notes))
