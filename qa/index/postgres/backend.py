@@ -16,6 +16,7 @@ nothing after: the pool reconnects by itself.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,9 +49,16 @@ from qa.index.postgres.location import PostgresLocation
 
 logger = logging.getLogger("qa.index")
 
-# Candidates HNSW keeps while searching: recall against exact search is measured in
-# docs/scaling.md (pgvector's default, 40, is below the 50 candidates a question asks for).
-EF_SEARCH = 100
+# Candidates HNSW keeps while searching (QA_HNSW_EF_SEARCH, as for the local index): recall@10
+# against exact search at 100,000 passages is in docs/scaling.md. pgvector's default, 40, is
+# below the 50 candidates a question asks for.
+DEFAULT_EF_SEARCH = 128
+
+
+def ef_search() -> int:
+    value = os.environ.get("QA_HNSW_EF_SEARCH", "").strip()
+    return max(1, int(value)) if value.isdigit() else DEFAULT_EF_SEARCH
+
 # A request waits this long for a connection before it is answered 503.
 POOL_TIMEOUT_S = 5.0
 READ_POOL_SIZE = 8
@@ -65,10 +73,10 @@ class _State:
     lexical_length: int
 
 
-def _configure(read_only: bool):
+def _configure(read_only: bool, effort: int):
     def configure(connection: psycopg.Connection) -> None:
         register_vector(connection)
-        connection.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+        connection.execute(f"SET hnsw.ef_search = {int(effort)}")
         connection.commit()
         if read_only:
             # One snapshot for every query of a view; replicas accept REPEATABLE READ too.
@@ -84,7 +92,7 @@ def _open_pool(location: PostgresLocation, *, read_only: bool, size: int) -> Con
         min_size=1,
         max_size=size,
         open=False,
-        configure=_configure(read_only),
+        configure=_configure(read_only, ef_search()),
         check=ConnectionPool.check_connection,
         timeout=POOL_TIMEOUT_S,
         name=f"qa-{'read' if read_only else 'write'}",
@@ -112,6 +120,7 @@ class PostgresView(IndexView):
         self.chunking = chunking
         self._schema = sql.Identifier(schema_name)
         self._display = display
+        self._ef_search = ef_search()
 
     def _rows(self, query: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
         with database_errors(self._display, "read"):
@@ -126,7 +135,7 @@ class PostgresView(IndexView):
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         if k <= 0 or self._state.passages == 0:
             return []
-        if k > EF_SEARCH:
+        if k > self._ef_search:
             self._rows("SELECT set_config('hnsw.ef_search', %s, true)", (str(k),))
         query = HalfVector(np.asarray(vector, dtype=np.float32).ravel())
         rows = self._rows(
@@ -425,7 +434,7 @@ class PostgresIndex(IndexBackend):
                     "type": "halfvec",
                     "m": schema.HNSW_M,
                     "ef_construction": schema.HNSW_EF_CONSTRUCTION,
-                    "ef_search": EF_SEARCH,
+                    "ef_search": ef_search(),
                 },
             }
 
