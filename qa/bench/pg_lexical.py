@@ -71,6 +71,7 @@ from qa.evaluation.datasets import SETS, EvalSet, default_data_dir
 from qa.evaluation.runner import _Run, _score_mode, build_index
 from qa.evaluation.suite import DEFAULT_SETS, load_sets
 from qa.index import IndexView, open_index
+from qa.index.postgres import drop_index, scratch_url
 from qa.index.postgres.location import PostgresLocation
 from qa.ingest import chunk_document
 from qa.lexical import lexical_text, query_terms
@@ -106,34 +107,6 @@ def _log(message: str) -> None:
 
 
 # -- the index and its tsvector columns ----------------------------------------------------------
-
-
-def _scratch_url(url: str, prefix: str) -> str:
-    try:  # the helpers `qa eval --index` uses, where this version of qa has them
-        from qa.index.postgres import scratch_url
-    except ImportError:
-        import secrets
-        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-        PostgresLocation.parse(url)
-        parts = urlsplit(url)
-        name = f"{prefix.lower().replace('-', '_')[:40]}_{secrets.token_hex(4)}"
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
-        return urlunsplit(parts._replace(query=urlencode([*query, ("schema", name)])))
-    return scratch_url(url, prefix)
-
-
-def _drop_index(url: str) -> None:
-    try:
-        from qa.index.postgres import drop_index
-    except ImportError:
-        from qa.index.postgres import schema
-
-        where = PostgresLocation.parse(url)
-        with psycopg.connect(where.conninfo, autocommit=True) as connection:
-            schema.drop(connection, where.schema)
-        return
-    drop_index(url)
 
 
 @contextmanager
@@ -350,13 +323,13 @@ def _plain_dense(
     url: str, eval_set: EvalSet, encoder: TextEncoder, chunking: ChunkingSettings, vectors: np.ndarray, k: int
 ) -> list[Ranking]:
     """Dense rankings from the set's index built as `qa eval --index` builds it, without columns."""
-    location = _scratch_url(url, f"lex_plain_{eval_set.name}")
+    location = scratch_url(url, f"lex_plain_{eval_set.name}")
     try:
         index, _ = build_index(location, eval_set, encoder, chunking)  # type: ignore[arg-type]
         with index, index.view() as view:
             return _dense(view, vectors, k)
     finally:
-        _drop_index(location)
+        drop_index(location)
 
 
 def _score(run: _Run, proxy: LexicalProxy) -> tuple[dict[str, Any], dict[str, list[int | None]]]:
@@ -424,7 +397,7 @@ def evaluate_methods(
         _plain_dense(url, eval_set, encoder, chunking, vectors, settings.candidates) if check_dense else None
     )
     timings["plain_index"] = time.perf_counter() - started
-    location = _scratch_url(url, f"lex_{eval_set.name}")
+    location = scratch_url(url, f"lex_{eval_set.name}")
     results: dict[str, Any] = {}
     ranks: dict[str, dict[str, list[int | None]]] = {}
     try:
@@ -455,7 +428,7 @@ def evaluate_methods(
                     )
         reindexed = structure_sizes(location, reindex=True)  # after the view: REINDEX waits for it
     finally:
-        _drop_index(location)
+        drop_index(location)
     count = len(passages)
     return {
         "description": eval_set.description,
