@@ -40,7 +40,7 @@ import click
     is_flag=True,
     help="Only the scaling figures: dense search on --passages synthetic vectors in PostgreSQL against "
     "the local index, then 1 against 2 `qa serve` workers pinned to one core each on one PostgreSQL "
-    "index (~8 minutes at 100k passages on two cores).",
+    "index (~25 minutes at 100k passages on two cores: PostgreSQL adds each passage to its HNSW graph).",
 )
 @click.option(
     "--passages",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.documents import Document
 from qa.errors import IndexStateError, NotFoundError
 from qa.index import IndexBackend, open_index
 from qa.ingest import ingest_documents, remove_document
@@ -17,16 +16,11 @@ from qa.lexical import query_terms
 from qa.search import SearchService
 from qa.service import model_identity
 from tests.fakes import FakeEncoder
-
-
-def doc(doc_id: str, text: str, title: str | None = None) -> Document:
-    return Document(id=doc_id, title=title or text.split("\n")[0], text=text, source=f"{doc_id}.txt")
-
+from tests.test_index import CORPUS as ENGLISH_CORPUS
+from tests.test_index import doc
 
 CORPUS = [
-    doc("brussels", "Brussels meeting\nMustafa met Jeffrey in Brussels. They discussed Idlib."),
-    doc("geneva", "Geneva talks\nThe envoy spoke in Geneva about the constitution committee."),
-    doc("moscow", "Moscow visit\nPompeo travelled to Moscow to discuss a ceasefire plan."),
+    *ENGLISH_CORPUS,
     doc(
         "arabic",
         "لقاء بروكسل\nالتقى عبد الرحمن مصطفى المبعوث جيمس جيفري في بروكسل وبحثا الوضع في إدلب. "
