@@ -164,3 +164,50 @@ def test_the_cli_works_on_a_postgresql_index(postgres_url, tmp_path):
     again.write_text("\n".join(exported) + "\n", encoding="utf-8")
     report = qa("ingest", str(Path(again)), "--json")
     assert report.returncode == 0 and json.loads(report.stdout)["added"] == ["002_b8689e71eb8b336f"]
+
+
+def test_tokens_fold_latin_letters_as_fts5_does():
+    """Every Latin letter with marks, tokenized here and by FTS5's unicode61 (remove_diacritics 2):
+    the same tokens, or BM25 would rank transliterations (muḥammad, ṣalāḥ) differently."""
+    import sqlite3
+
+    from qa.index.postgres.lexical import tokens
+
+    letters = [chr(c) for c in [*range(0x00C0, 0x0250), *range(0x1E00, 0x1F00)] if chr(c).isalpha()]
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE VIRTUAL TABLE t USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')")
+    connection.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'row')")
+    differences = []
+    for letter in letters:
+        word = f"x{letter.casefold()}y"
+        connection.execute("DELETE FROM t")
+        connection.execute("INSERT INTO t (body) VALUES (?)", (word,))
+        theirs = sorted(term for (term,) in connection.execute("SELECT term FROM v"))
+        if sorted(tokens(word)) != theirs:
+            differences.append((hex(ord(letter)), tokens(word), theirs))
+    assert not differences
+
+
+def test_dense_search_returns_k_passages_after_the_nearest_were_deleted(postgres_url):
+    """Deleted rows not yet vacuumed take HNSW candidates; iterative scans keep searching until
+    k live passages are found (without them: none of 10 came back here)."""
+    import numpy as np
+
+    from qa.index.base import DocumentUpsert, ModelIdentity, PassageUpsert
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(600, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = vectors[0]
+    nearest = np.argsort(-(vectors @ query))
+    upserts = [
+        DocumentUpsert(f"d{i}", "t", "s", "text", "h", [PassageUpsert(0, 4, vectors[i], "text")], [])
+        for i in range(600)
+    ]
+    with open_index(postgres_url, ModelIdentity("toy", "toy-1", 8)) as index:
+        index.write(upserts)
+        index.write(deletes=[f"d{i}" for i in nearest[:400]])
+        with index.view() as view:
+            view._db.execute("SET LOCAL enable_seqscan = off")  # the plan a large table gets
+            found = view.dense_search(query, 10)
+    assert len(found) == 10

@@ -63,6 +63,7 @@ def ef_search() -> int:
 
 # A request waits this long for a connection before it is answered 503.
 POOL_TIMEOUT_S = 5.0
+RECONNECT_TIMEOUT_S = 5.0
 READ_POOL_SIZE = 8
 REINDEX_MEMORY = "1GB"
 WRITE_POOL_SIZE = 2
@@ -80,11 +81,19 @@ def _configure(read_only: bool, effort: int):
     def configure(connection: psycopg.Connection) -> None:
         register_vector(connection)
         connection.execute(f"SET hnsw.ef_search = {int(effort)}")
+        # Rows deleted or replaced (and not vacuumed yet), or written after the view's snapshot,
+        # take HNSW candidates and are then dropped as invisible: without iterative scans a
+        # search could return fewer than k passages, or none.
+        connection.execute("SET hnsw.iterative_scan = strict_order")
         connection.commit()
         if read_only:
             # One snapshot for every query of a view; replicas accept REPEATABLE READ too.
             connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             connection.read_only = True
+        else:
+            # Writers wait on the state row's lock and then must see the latest commit, whatever
+            # the database's default isolation (under REPEATABLE READ they would fail instead).
+            connection.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
 
     return configure
 
@@ -98,6 +107,9 @@ def _open_pool(location: PostgresLocation, *, read_only: bool, size: int) -> Con
         configure=_configure(read_only, ef_search()),
         check=ConnectionPool.check_connection,
         timeout=POOL_TIMEOUT_S,
+        # A failed reconnection backs off exponentially until this; kept short so that a
+        # database back after a long outage is used within seconds, not minutes.
+        reconnect_timeout=RECONNECT_TIMEOUT_S,
         name=f"qa-{'read' if read_only else 'write'}",
     )
     try:
@@ -313,9 +325,12 @@ class PostgresIndex(IndexBackend):
                         raise IndexStateError(
                             f"no index at {where.display}. Create one: qa ingest PATH --index {where.display}"
                         )
-                    schema.ensure_vector_extension(connection, where.display)
                     meta = schema.create(
-                        connection, where.schema, model.to_dict(), (chunking or ChunkingSettings()).to_dict()
+                        connection,
+                        where.schema,
+                        model.to_dict(),
+                        (chunking or ChunkingSettings()).to_dict(),
+                        where.display,
                     )
                 schema.migrate(connection, where.schema, meta, where.display)
                 if model is None:

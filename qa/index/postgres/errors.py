@@ -71,6 +71,17 @@ def database_errors(display: str, action: str) -> Iterator[None]:
             f"PostgreSQL reports damaged data at {display} ({first_line(exc)}); restore it or rebuild "
             "the index"
         ) from exc
+    except pg_errors.TransactionRollback as exc:  # a serialization failure or a deadlock
+        raise StorageError(
+            f"PostgreSQL at {display} rolled the {action} back ({first_line(exc)}); nothing of it "
+            "was kept: try again"
+        ) from exc
+    except (pg_errors.QueryCanceled, pg_errors.LockNotAvailable) as exc:
+        raise StorageError(
+            f"PostgreSQL at {display} cancelled the {action} ({first_line(exc)}); nothing of it was kept"
+        ) from exc
+    except pg_errors.TooManyConnections as exc:
+        raise StorageError(f"PostgreSQL at {display} has no free connection: {first_line(exc)}") from exc
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
         raise unreachable(display, exc) from exc
     except psycopg.Error as exc:

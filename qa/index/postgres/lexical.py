@@ -13,22 +13,34 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-_TOKEN = re.compile(r"[^\W_]+")
+# Letters and digits, and the combining marks FTS5 counts as part of a word and then drops
+# (casefolding İ or ǰ leaves one: "i̇", "ǰ").
+_TOKEN = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+")
+_COMBINING = re.compile(r"[\u0300-\u036f]")
 # FTS5's BM25 parameters (fts5_aux.c): k1 = 1.2, b = 0.75; an idf at or below 0 becomes 1e-6.
 K1 = 1.2
 B = 0.75
-_LATIN_WITH_MARKS = re.compile(r"[\u00c0-\u024f]")
+# The Latin letters FTS5's remove_diacritics folds: Latin-1 to Latin Extended-B (less the few
+# letters with two marks it keeps) and Latin Extended Additional (transliterations: ḥ, ṣ, ḍ).
+_LATIN_WITH_MARKS = re.compile(r"[\u00c0-\u01df\u01e4-\u01ed\u01f0-\u01fb\u0200-\u024f\u1e00-\u1eff]")
+
+
+def _folded(letter: str) -> str:
+    if not _LATIN_WITH_MARKS.match(letter):
+        return letter
+    return "".join(c for c in unicodedata.normalize("NFD", letter) if not unicodedata.combining(c))
 
 
 def _without_latin_diacritics(token: str) -> str:
     if not _LATIN_WITH_MARKS.search(token):
         return token
-    return "".join(c for c in unicodedata.normalize("NFD", token) if not unicodedata.combining(c))
+    return "".join(_folded(letter) for letter in token)
 
 
 def tokens(terms: str) -> list[str]:
     """The tokens FTS5 makes of a passage's normalized terms (or of one query term)."""
-    return [_without_latin_diacritics(token) for token in _TOKEN.findall(terms.casefold())]
+    found = (_COMBINING.sub("", _without_latin_diacritics(t)) for t in _TOKEN.findall(terms.casefold()))
+    return [token for token in found if token]
 
 
 def postings(terms: str) -> tuple[Counter[str], int]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from qa.errors import IndexStateError
 
@@ -32,13 +35,21 @@ class PostgresLocation:
 
     @classmethod
     def parse(cls, url: str) -> PostgresLocation:
+        scheme = url.split("://", 1)[0]
+        if scheme.lower() not in SCHEMES:
+            raise IndexStateError(f"an index URL starts with postgresql://, not {scheme}://")
         try:
             parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError as exc:
-            raise IndexStateError(f"the index URL is not valid ({exc}): {_without_password(url)}") from exc
-        if parts.scheme.lower() not in SCHEMES:
-            raise IndexStateError(f"an index URL starts with postgresql://, not {parts.scheme}://")
+            userinfo, _, hosts = parts.netloc.rpartition("@")
+            if "," not in hosts:  # libpq's host lists (h1:5432,h2:5432) carry a port each
+                parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+            conninfo_to_dict(_without_our_parameters(url))
+        except (ValueError, psycopg.ProgrammingError):
+            # Neither the URL nor the parser's message is shown: either may hold the password.
+            raise IndexStateError(
+                "the index URL is not valid: postgresql://user:password@host:port/database; a password "
+                "holding / @ : or % must be percent-encoded"
+            ) from None
         query = parse_qsl(parts.query, keep_blank_values=True)
         schema = next((value for key, value in query if key == "schema"), DEFAULT_SCHEMA)
         if not _SCHEMA_NAME.match(schema):
@@ -50,9 +61,11 @@ class PostgresLocation:
             kept.append(("connect_timeout", str(CONNECT_TIMEOUT_S)))
         if not any(key == "application_name" for key, _ in kept):
             kept.append(("application_name", "qa"))
-        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(kept), ""))
+        # Put together by hand: urlunsplit drops the // of a URL without a host (Unix sockets).
+        conninfo = f"postgresql://{parts.netloc}{parts.path}?{urlencode(kept)}"
+        user = userinfo.split(":", 1)[0]
+        base = f"postgresql://{user + '@' if user else ''}{hosts}{parts.path}"
         shown = [(key, value) for key, value in query if key not in _SECRET and key != "schema"]
-        base = _without_password(urlunsplit(("postgresql", parts.netloc, parts.path, "", "")))
         return cls(conninfo, schema, _display(base, shown, schema))
 
     def with_schema(self, schema: str) -> PostgresLocation:
@@ -71,5 +84,7 @@ def _display(base: str, shown: list[tuple[str, str]], schema: str) -> str:
     return f"{base}?{urlencode(shown, safe='/')}" if shown else base
 
 
-def _without_password(url: str) -> str:
-    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1@", url, flags=re.IGNORECASE)
+def _without_our_parameters(url: str) -> str:
+    base, _, query = url.partition("?")
+    kept = [(key, value) for key, value in parse_qsl(query, keep_blank_values=True) if key != "schema"]
+    return f"{base}?{urlencode(kept)}" if kept else base

@@ -127,14 +127,20 @@ def read_meta(connection: psycopg.Connection, schema: str) -> dict[str, Any] | N
 
 
 def create(
-    connection: psycopg.Connection, schema: str, model: dict[str, Any], chunking: dict[str, Any]
+    connection: psycopg.Connection,
+    schema: str,
+    model: dict[str, Any],
+    chunking: dict[str, Any],
+    display: str,
 ) -> dict[str, Any]:
-    """Create the index in `schema` unless another process did first; returns its meta row."""
+    """Create the index in `schema` unless another process did first; returns its meta row.
+    Under one lock from the extension on: concurrent `CREATE EXTENSION IF NOT EXISTS` collide."""
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATION_LOCK,))
         meta = read_meta(connection, schema)
         if meta is not None:
             return meta
+        ensure_vector_extension(connection, display)
         name = sql.Identifier(schema)
         connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
         connection.execute(
