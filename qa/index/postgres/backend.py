@@ -10,7 +10,7 @@ rolls back a transaction whose connection is gone. Reads may go to a streaming r
 
 Connections come from pools that test a connection before handing it out, so a server that
 restarts costs the questions asked while it is down (503, "cannot reach PostgreSQL ...") and
-nothing after: the pool reconnects by itself.
+those of the few seconds the pools take to reconnect by themselves (their back-off is capped).
 """
 
 from __future__ import annotations
