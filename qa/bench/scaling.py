@@ -35,12 +35,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -50,6 +49,7 @@ from qa.bench.load import HttpClient, ask_ours
 from qa.bench.machine import load_average, machine_figures
 from qa.bench.server import HOST, ServerProcess, free_port
 from qa.index import DocumentUpsert, IndexBackend, ModelIdentity, PassageUpsert, open_index
+from qa.index.postgres import drop_index, scratch_url
 
 Figures = dict[str, Any]
 
@@ -595,24 +595,6 @@ GENERATORS: dict[str, Callable[..., LoadRun]] = {"threads": threaded_load, "asyn
 # --- workers ---------------------------------------------------------------------------------------
 
 
-def _with_schema(url: str, schema: str) -> str:
-    """`url` naming the index in `schema` (any schema it named is replaced)."""
-    parts = urlsplit(url)
-    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "schema"]
-    return urlunsplit((*parts[:3], urlencode([*query, ("schema", schema)]), ""))
-
-
-def drop_schema(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    from qa.index.postgres.location import PostgresLocation
-
-    where = PostgresLocation.parse(url)
-    with psycopg.connect(where.conninfo, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(where.schema)))
-
-
 def _qa_environment() -> dict[str, str]:
     """The environment of `qa` child processes: this very code (PYTHONPATH), and the model this
     process would load, as an absolute path."""
@@ -688,7 +670,7 @@ def worker_figures(
             "workers part skipped: taskset (util-linux) is missing"
         ]
     cores = sorted(os.sched_getaffinity(0))
-    url = _with_schema(server_url, f"scaling_seeds_{uuid.uuid4().hex[:10]}")
+    url = scratch_url(server_url, "scaling_seeds")
     env = _qa_environment()
     log("ingesting the seed articles into PostgreSQL (qa ingest)")
     started = time.perf_counter()
@@ -761,7 +743,7 @@ def worker_figures(
                     figures[f"w{count}_worker{number}_rss_mb"] = round(peak, 1) if peak else None
     finally:
         with contextlib.suppress(Exception):
-            drop_schema(url)
+            drop_index(url)
     low, high = options.worker_counts[0], options.worker_counts[-1]
     for generator in GENERATORS:
         one, more = figures.get(f"w{low}_{generator}_rps"), figures.get(f"w{high}_{generator}_rps")
@@ -833,12 +815,12 @@ def run_scaling(options: ScalingOptions) -> tuple[Figures, list[str]]:
     ):
         scratch = Path(directory)
         figures["postgres_server"] = kind
-        dense_url = _with_schema(server_url, f"scaling_dense_{uuid.uuid4().hex[:10]}")
+        dense_url = scratch_url(server_url, "scaling_dense")
         try:
             figures.update(dense_figures(dense_url, scratch / "local", model, options))
         finally:
             with contextlib.suppress(Exception):
-                drop_schema(dense_url)
+                drop_index(dense_url)
         if options.workers:
             measured, more = worker_figures(server_url, postmaster, scratch, options)
             figures.update(measured)

@@ -98,13 +98,13 @@ def _configure(read_only: bool, effort: int):
     return configure
 
 
-def _open_pool(location: PostgresLocation, *, read_only: bool, size: int) -> ConnectionPool:
+def _open_pool(location: PostgresLocation, *, read_only: bool, size: int, effort: int) -> ConnectionPool:
     pool = ConnectionPool(
         location.conninfo,
         min_size=1,
         max_size=size,
         open=False,
-        configure=_configure(read_only, ef_search()),
+        configure=_configure(read_only, effort),
         check=ConnectionPool.check_connection,
         timeout=POOL_TIMEOUT_S,
         # A failed reconnection backs off exponentially until this; kept short so that a
@@ -128,6 +128,7 @@ class PostgresView(IndexView):
         chunking: ChunkingSettings,
         schema_name: str,
         display: str,
+        effort: int,
     ) -> None:
         self._db = connection
         self._state = state
@@ -135,7 +136,7 @@ class PostgresView(IndexView):
         self.chunking = chunking
         self._schema = sql.Identifier(schema_name)
         self._display = display
-        self._ef_search = ef_search()
+        self._ef_search = effort
 
     def _rows(self, query: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
         with database_errors(self._display, "read"):
@@ -165,7 +166,7 @@ class PostgresView(IndexView):
         if not wanted or k <= 0 or self._state.passages == 0:
             return []
         rows = self._rows(
-            lexical.BM25_SQL.replace("{k1}", repr(lexical.K1)).replace("{b}", repr(lexical.B)),
+            lexical.BM25_SQL,
             {
                 "terms": wanted,
                 "passages": float(self._state.passages),
@@ -298,6 +299,7 @@ class PostgresIndex(IndexBackend):
         self._schema = location.schema
         self._write_pool = write_pool
         self._read_pool = read_pool
+        self._ef_search = ef_search()
         self._closed = threading.Event()
 
     @classmethod
@@ -341,10 +343,10 @@ class PostgresIndex(IndexBackend):
                     schema.record_model(
                         connection, where.schema, meta["model"] | {"fingerprint": model.fingerprint}
                     )
-            write_pool = _open_pool(where, read_only=False, size=WRITE_POOL_SIZE)
+            write_pool = _open_pool(where, read_only=False, size=WRITE_POOL_SIZE, effort=ef_search())
             try:
                 # Views get their own read-only, one-snapshot connections, on the replica if given.
-                read_pool = _open_pool(read_where, read_only=True, size=READ_POOL_SIZE)
+                read_pool = _open_pool(read_where, read_only=True, size=READ_POOL_SIZE, effort=ef_search())
             except BaseException:
                 write_pool.close()
                 raise
@@ -377,7 +379,9 @@ class PostgresIndex(IndexBackend):
             if row is None:
                 raise IndexStateError(f"the index at {display} has no state row; rebuild it")
             try:
-                yield PostgresView(connection, _State(*row), self.chunking, self._schema, display)
+                yield PostgresView(
+                    connection, _State(*row), self.chunking, self._schema, display, self._ef_search
+                )
             finally:
                 with suppress(psycopg.Error):
                     connection.rollback()  # a read-only transaction: nothing to keep
@@ -474,7 +478,7 @@ class PostgresIndex(IndexBackend):
                     "type": "halfvec",
                     "m": schema.HNSW_M,
                     "ef_construction": schema.HNSW_EF_CONSTRUCTION,
-                    "ef_search": ef_search(),
+                    "ef_search": self._ef_search,
                 },
             }
 

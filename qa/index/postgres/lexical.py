@@ -55,7 +55,7 @@ def query_tokens(terms: Sequence[str]) -> list[str]:
     return [token for term in terms if term for token in tokens(term)]
 
 
-BM25_SQL = """
+_BM25_TEMPLATE = """
 WITH wanted AS (
     SELECT q.term, greatest(ln((%(passages)s - t.passages + 0.5) / (t.passages + 0.5)), 1e-6) AS idf
     FROM unnest(%(terms)s::text[]) AS q(term) JOIN {schema}.terms t ON t.term = q.term
@@ -69,3 +69,5 @@ GROUP BY p.passage_id
 ORDER BY score DESC, p.passage_id
 LIMIT %(k)s
 """
+# The constants written in once: they are the same for every query.
+BM25_SQL = _BM25_TEMPLATE.replace("{k1}", repr(K1)).replace("{b}", repr(B))
