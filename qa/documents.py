@@ -13,13 +13,15 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from html.parser import HTMLParser
 from pathlib import Path
 
 from qa.chunking import is_boilerplate
 from qa.errors import DocumentError, UnsupportedTypeError
+from qa.language import detect_language
+from qa.metadata import Metadata, parse_metadata
 from qa.textnorm import clean_text
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
@@ -41,11 +43,21 @@ class Document:
     title: str
     text: str
     source: str
+    meta: Metadata = field(default_factory=Metadata)
 
     @cached_property
     def content_hash(self) -> str:
-        """sha256 hex of title + NUL + text: tells whether a re-ingested document changed."""
-        return hashlib.sha256(f"{self.title}\0{self.text}".encode()).hexdigest()
+        """sha256 hex of title + NUL + text (+ NUL + the metadata as JSON, when there is any):
+        tells whether a re-ingested document changed. A document without metadata keeps the
+        hash that versions before metadata recorded, so upgrading re-embeds nothing."""
+        return content_hash(self.title, self.text, self.meta)
+
+
+def content_hash(title: str, text: str, meta: Metadata) -> str:
+    """The content hash of a document (see `Document.content_hash`)."""
+    described = meta.given()
+    tail = "\0" + json.dumps(described, ensure_ascii=False, sort_keys=True) if described else ""
+    return hashlib.sha256(f"{title}\0{text}{tail}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -279,8 +291,17 @@ def _shorten(title: str) -> str:
     return cut.rstrip() + "…"
 
 
-def _make(text: str, *, doc_id: str, title: str | None, source: str, markdown: bool = False) -> Document:
-    """A validated Document; the title defaults to the first visible line of the text."""
+def _make(
+    text: str,
+    *,
+    doc_id: str,
+    title: str | None,
+    source: str,
+    markdown: bool = False,
+    meta: Metadata | None = None,
+) -> Document:
+    """A validated Document; the title defaults to the first visible line of the text, the
+    language to the one detected in the text."""
     if "\x00" in text or (title and "\x00" in title):
         # Past the first bytes a file was sniffed on, or escaped in JSON: no store keeps it
         # (PostgreSQL text refuses it), and no news text needs it.
@@ -290,7 +311,10 @@ def _make(text: str, *, doc_id: str, title: str | None, source: str, markdown: b
         raise DocumentError("empty document (no text)")
     explicit = clean_text(title) if title else ""
     title = explicit or without_site_name(first)
-    return Document(id=_check_id(doc_id), title=_shorten(title), text=text, source=source)
+    meta = meta or Metadata()
+    if meta.lang is None:
+        meta = replace(meta, lang=detect_language(text), lang_detected=True)
+    return Document(id=_check_id(doc_id), title=_shorten(title), text=text, source=source, meta=meta)
 
 
 def _parse(data: bytes, suffix: str, *, doc_id: str, source: str) -> Document:
@@ -317,8 +341,13 @@ def _jsonl_field(record: dict, name: str) -> str | None:
     return value
 
 
+# JSONL fields read as metadata; "date" is the name many news dumps use for "published".
+JSONL_METADATA_FIELDS = ("published", "date", "lang", "url", "author", "tags")
+
+
 def _jsonl_record(line: bytes, *, path: str, lineno: int) -> Document:
-    """The Document of one JSONL line: {"id", "text", optional "title", "source"/"url"}."""
+    """The Document of one JSONL line: {"id", "text", optional "title", "source", "url",
+    "published" (or "date"), "lang", "author", "tags"}; other fields are ignored."""
     try:
         record = json.loads(_utf8(line))
     except json.JSONDecodeError as exc:
@@ -331,7 +360,15 @@ def _jsonl_record(line: bytes, *, path: str, lineno: int) -> Document:
     doc_id, text, title = (_jsonl_field(record, name) for name in ("id", "text", "title"))
     source = _jsonl_field(record, "source") or _jsonl_field(record, "url") or f"{path}#{lineno}"
     assert doc_id is not None and text is not None  # checked above; for the type checker
-    return _make(text, doc_id=doc_id, title=title, source=source)
+    published = record.get("published")
+    meta = parse_metadata(
+        published=record.get("date") if published is None else published,
+        lang=record.get("lang"),
+        url=record.get("url"),
+        author=record.get("author"),
+        tags=record.get("tags"),
+    )
+    return _make(text, doc_id=doc_id, title=title, source=source, meta=meta)
 
 
 def _jsonl_documents(data: bytes, path: str) -> Iterator[Document | Skipped]:
@@ -438,7 +475,12 @@ def _iter_existing(given: list[str]) -> Iterator[Document | Skipped]:
 
 
 def document_from_text(
-    text: str, *, id: str | None = None, title: str | None = None, source: str = "api"
+    text: str,
+    *,
+    id: str | None = None,
+    title: str | None = None,
+    source: str = "api",
+    meta: Metadata | None = None,
 ) -> Document:
     """A Document from text sent to the API; the default id is the first 16 hex of sha256(text)."""
     try:
@@ -447,7 +489,7 @@ def document_from_text(
         raise DocumentError(f"not valid Unicode text (lone surrogate at position {exc.start})") from None
     text = _decode(data)  # same size/binary checks as files; drops a leading BOM
     doc_id = hashlib.sha256(text.encode()).hexdigest()[:16] if id is None else id
-    return _make(text, doc_id=doc_id, title=title, source=source)
+    return _make(text, doc_id=doc_id, title=title, source=source, meta=meta)
 
 
 def document_from_upload(filename: str, data: bytes) -> Document:

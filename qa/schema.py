@@ -6,9 +6,16 @@ import msgspec
 
 
 class DocumentRef(msgspec.Struct):
+    """The document a passage comes from, with what a citation needs."""
+
     id: str
     title: str
     source: str
+    published: str | None = None  # ISO date, or UTC datetime ending in Z
+    lang: str | None = None
+    url: str | None = None
+    author: str | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
 
 
 class AnswerSpan(msgspec.Struct):

@@ -14,6 +14,7 @@ import numpy as np
 from embeddings.encoder import TextEncoder
 from qa.bridge import IndexBridge
 from qa.errors import QuestionError
+from qa.filters import SearchFilter
 from qa.fusion import FUSIONS, convex_fusion, reciprocal_rank_fusion
 from qa.index import IndexBackend, IndexView, SentenceVector, StoredDocument, StoredPassage
 from qa.lexical import query_terms
@@ -64,6 +65,7 @@ class ResultShape:
 
     per_document: int | None = None  # at most this many passages of one document
     raw: bool = False  # the ranking as it is: overlapping passages and no cap
+    within: SearchFilter | None = None  # only documents that match
 
 
 @dataclass
@@ -122,8 +124,9 @@ class SearchService:
         *,
         per_document: int | None = None,
         raw: bool = False,
+        filter: SearchFilter | None = None,
     ) -> AskResponse:
-        return self.ask_many([question], k=k, mode=mode, per_document=per_document, raw=raw)[0]
+        return self.ask_many([question], k=k, mode=mode, per_document=per_document, raw=raw, filter=filter)[0]
 
     def ask_many(
         self,
@@ -133,18 +136,19 @@ class SearchService:
         *,
         per_document: int | None = None,
         raw: bool = False,
+        filter: SearchFilter | None = None,
     ) -> list[AskResponse]:
         """Answer several questions, encoding them in one batch.
 
         By default a response holds no two overlapping passages of one document (the better
         ranked one stays); `per_document` also caps the passages of any one document; `raw`
-        returns the ranking as it is.
+        returns the ranking as it is. `filter` (see `qa.filters`) limits the documents searched.
         """
         started = time.perf_counter()
         cleaned = [validate_question(q) for q in questions]
         k = validate_k(k)
         mode = validate_mode(mode, self.settings.mode)
-        shape = ResultShape(validate_per_document(per_document), bool(raw))
+        shape = ResultShape(validate_per_document(per_document), bool(raw), filter)
         vectors = self.encoder.encode_queries([clean_text(q) for q in cleaned])
         with self.index.view() as view:
             responses = [
@@ -155,20 +159,32 @@ class SearchService:
             response.took_ms = took_ms
         return responses
 
-    def rank(self, view: IndexView, question: str, vector: np.ndarray, mode: str) -> list[tuple[int, float]]:
+    def rank(
+        self,
+        view: IndexView,
+        question: str,
+        vector: np.ndarray,
+        mode: str,
+        within: SearchFilter | None = None,
+    ) -> list[tuple[int, float]]:
         """Passage ids with scores, best first (exposed for evaluation of each mode)."""
-        ranked, _ = self._rank(view, question, vector, mode)
+        ranked, _ = self._rank(view, question, vector, mode, within)
         return ranked
 
     def _rank(
-        self, view: IndexView, question: str, vector: np.ndarray, mode: str
+        self,
+        view: IndexView,
+        question: str,
+        vector: np.ndarray,
+        mode: str,
+        within: SearchFilter | None = None,
     ) -> tuple[list[tuple[int, float]], dict[int, _Candidate]]:
         s = self.settings
         candidates: dict[int, _Candidate] = {}
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if mode in ("dense", "hybrid"):
-            dense = self._dense(view, vector, candidates)
+            dense = self._dense(view, vector, candidates, within)
             if mode == "dense":
                 return dense, candidates
         lexical_weight = s.lexical_weight
@@ -182,7 +198,7 @@ class SearchService:
             if lexical_weight == 0 or not terms:
                 return dense, candidates
         if terms:
-            lexical = view.lexical_search(terms, s.candidates)
+            lexical = view.lexical_search(terms, s.candidates, within)
         if mode == "lexical":
             return lexical, candidates
         weights = [s.dense_weight, lexical_weight]
@@ -209,9 +225,13 @@ class SearchService:
         return has_arabic(question) != has_arabic(document.text[top.start : top.end])
 
     def _dense(
-        self, view: IndexView, vector: np.ndarray, candidates: dict[int, _Candidate]
+        self,
+        view: IndexView,
+        vector: np.ndarray,
+        candidates: dict[int, _Candidate],
+        within: SearchFilter | None = None,
     ) -> list[tuple[int, float]]:
-        found = view.dense_search(vector, self.settings.candidates)
+        found = view.dense_search(vector, self.settings.candidates, within)
         passages = view.passages(passage_id for passage_id, _ in found)
         sentences = view.sentences(list(passages.values()))
         rescored = []
@@ -257,7 +277,7 @@ class SearchService:
     def _answer(
         self, view: IndexView, question: str, vector: np.ndarray, k: int, mode: str, shape: ResultShape
     ) -> AskResponse:
-        ranked, candidates = self._rank(view, question, vector, mode)
+        ranked, candidates = self._rank(view, question, vector, mode, shape.within)
         top = _selected(view, ranked, candidates, k, shape)
         missing = [pid for pid, _ in top if pid not in candidates]
         passages = view.passages(missing)
@@ -276,7 +296,7 @@ class SearchService:
                     rank=rank,
                     score=round(score, 6),
                     text=document.text[passage.start : passage.end],
-                    document=DocumentRef(document.id, document.title, document.source),
+                    document=document_ref(document),
                     start=passage.start,
                     end=passage.end,
                     answer=AnswerSpan(document.text[start:end], start, end),
@@ -325,3 +345,18 @@ def _is_headline(document: StoredDocument, sentence: SentenceVector) -> bool:
 
 def _folded(text: str) -> str:
     return " ".join(clean_text(text).casefold().split())
+
+
+def document_ref(document: StoredDocument) -> DocumentRef:
+    """What an answer shows of its document: enough to cite it."""
+    meta = document.meta
+    return DocumentRef(
+        document.id,
+        document.title,
+        document.source,
+        published=meta.published,
+        lang=meta.lang,
+        url=meta.url,
+        author=meta.author,
+        tags=list(meta.tags),
+    )

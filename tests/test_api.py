@@ -117,7 +117,8 @@ def test_post_ask_returns_the_contract_shape(client: TestClient) -> None:
     assert [hit["rank"] for hit in body["passages"]] == [1, 2, 3]
     for hit in body["passages"]:
         assert set(hit) == {"rank", "score", "text", "document", "start", "end", "answer"}
-        assert set(hit["document"]) == {"id", "title", "source"}
+        # The contract's three keys, extended with what a citation needs.
+        assert set(hit["document"]) == {"id", "title", "source", "published", "lang", "url", "author", "tags"}
         assert hit["start"] <= hit["answer"]["start"] <= hit["answer"]["end"] <= hit["end"]
         document = client.get(f"/api/documents/{hit['document']['id']}").json()
         assert document["text"][hit["start"] : hit["end"]] == hit["text"]

@@ -70,6 +70,7 @@ from qa.evaluation.copies import shingles
 from qa.evaluation.datasets import SETS, EvalSet, default_data_dir
 from qa.evaluation.runner import _Run, _score_mode, build_index
 from qa.evaluation.suite import DEFAULT_SETS, load_sets
+from qa.filters import SearchFilter
 from qa.index import IndexView, open_index
 from qa.index.postgres import drop_index, scratch_url
 from qa.index.postgres.location import PostgresLocation
@@ -241,7 +242,9 @@ class LexicalProxy:
     def ask(self, question: str) -> None:
         self.question = question
 
-    def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+    def lexical_search(
+        self, terms: Sequence[str], k: int, within: SearchFilter | None = None
+    ) -> list[tuple[int, float]]:
         started = time.perf_counter()
         try:
             if self.method == "bm25":

@@ -17,6 +17,8 @@ import numpy as np
 
 from qa.chunking import ChunkingSettings
 from qa.errors import IndexStateError
+from qa.filters import SearchFilter
+from qa.metadata import Metadata
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class StoredDocument:
     text: str  # empty in listings, where it could be large
     content_hash: str
     passages: int
+    meta: Metadata = field(default_factory=Metadata)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class DocumentUpsert:
     passages: Sequence[PassageUpsert]
     sentences: Sequence[SentenceVector]
     words: Sequence[str] = ()  # its distinct words as written (`qa.lexical.written_words`)
+    meta: Metadata = field(default_factory=Metadata)
 
 
 @dataclass
@@ -114,12 +118,18 @@ class IndexView(ABC):
     chunking: ChunkingSettings
 
     @abstractmethod
-    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """Passage ids by inner product with `vector`, best first."""
+    def dense_search(
+        self, vector: np.ndarray, k: int, within: SearchFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """Passage ids by inner product with `vector`, best first; with `within`, only passages
+        of documents that match it, found as well as without a filter (no top-k then filter)."""
 
     @abstractmethod
-    def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
-        """Passage ids by BM25 over normalized `terms` (any of them), best first; higher is better."""
+    def lexical_search(
+        self, terms: Sequence[str], k: int, within: SearchFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """Passage ids by BM25 over normalized `terms` (any of them), best first; higher is better.
+        With `within`, only passages of documents that match it (term statistics stay global)."""
 
     @abstractmethod
     def lexical_terms(self) -> list[str]:

@@ -38,6 +38,7 @@ import numpy as np
 
 from qa.chunking import ChunkingSettings
 from qa.errors import IndexStateError
+from qa.filters import SearchFilter
 from qa.index.base import (
     DocumentUpsert,
     IndexBackend,
@@ -149,10 +150,14 @@ class LocalView(IndexView):
             raise IndexStateError("this index was opened for listing only; open it to search")
         return self._vectors
 
-    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def dense_search(
+        self, vector: np.ndarray, k: int, within: SearchFilter | None = None
+    ) -> list[tuple[int, float]]:
         return self.vectors.search(vector, k)
 
-    def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+    def lexical_search(
+        self, terms: Sequence[str], k: int, within: SearchFilter | None = None
+    ) -> list[tuple[int, float]]:
         return self._reader.lexical_search(terms, k)
 
     def lexical_terms(self) -> list[str]:

@@ -34,6 +34,7 @@ from psycopg_pool import ConnectionPool
 
 from qa.chunking import ChunkingSettings
 from qa.errors import IndexStateError
+from qa.filters import SearchFilter
 from qa.index.base import (
     DocumentUpsert,
     IndexBackend,
@@ -148,7 +149,9 @@ class PostgresView(IndexView):
             while rows := cursor.fetchmany(256):
                 yield from rows
 
-    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def dense_search(
+        self, vector: np.ndarray, k: int, within: SearchFilter | None = None
+    ) -> list[tuple[int, float]]:
         if k <= 0 or self._state.passages == 0:
             return []
         if k > self._ef_search:
@@ -161,7 +164,9 @@ class PostgresView(IndexView):
         )
         return [(int(i), float(score)) for i, score in rows]
 
-    def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+    def lexical_search(
+        self, terms: Sequence[str], k: int, within: SearchFilter | None = None
+    ) -> list[tuple[int, float]]:
         wanted = lexical.query_tokens(terms)
         if not wanted or k <= 0 or self._state.passages == 0:
             return []
