@@ -148,9 +148,10 @@ def _print_hits(response) -> None:
     if not response.passages:
         click.echo("  no passages found")
     for hit in response.passages:
+        dated = f", {hit.document.published[:10]}" if hit.document.published else ""
         click.echo(
             f"\n{hit.rank}. {click.style(hit.document.title, bold=True)}"
-            f"  [{hit.document.id}, score {hit.score:.4f}]"
+            f"  [{hit.document.id}{dated}, score {hit.score:.4f}]"
         )
         before = hit.text[: hit.answer.start - hit.start]
         after = hit.text[hit.answer.end - hit.start :]
@@ -173,6 +174,12 @@ def _print_hits(response) -> None:
     help="At most N passages of one document (default: no cap; overlapping ones never shown together).",
 )
 @click.option("--raw", is_flag=True, help="The ranking as it is: overlapping passages, no cap.")
+@click.option("--document", "documents", multiple=True, help="Only this document id (repeat for more).")
+@click.option("--source", "sources", multiple=True, help="Only this source (repeat for more).")
+@click.option("--tag", "tags", multiple=True, help="Only documents with this tag (repeat: any of them).")
+@click.option("--lang", "langs", multiple=True, help="Only documents in this language, e.g. ar (repeatable).")
+@click.option("--after", "published_after", help="Only documents published on or after this ISO date.")
+@click.option("--before", "published_before", help="Only documents published before this ISO date.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question (JSON lines).")
 def ask(
     questions: tuple[str, ...],
@@ -181,6 +188,12 @@ def ask(
     mode: str | None,
     per_document: int | None,
     raw: bool,
+    documents: tuple[str, ...],
+    sources: tuple[str, ...],
+    tags: tuple[str, ...],
+    langs: tuple[str, ...],
+    published_after: str | None,
+    published_before: str | None,
     as_json: bool,
 ) -> None:
     """Ask a question; prints the passages that answer it, the answer sentence highlighted.
@@ -193,23 +206,35 @@ def ask(
       qa ask who met Jeffrey in Brussels
       qa ask "من التقى جيفري في بروكسل" -k 3
       qa ask what did Pedersen warn about -k 10 --per-document 1
+      qa ask what did the envoy say --source Reuters --after 2019-01-01 --before 2019-02-01
       printf 'who met Jeffrey in Brussels\\nwhat did Rayburn say\\n' | qa ask - --json
     """
     import msgspec
 
+    from qa.filters import filter_from_options
     from qa.search import validate_k, validate_per_document, validate_question
     from qa.service import open_service
 
     asked = _read_questions(questions)
     validate_k(k)
     validate_per_document(per_document)
+    within = filter_from_options(
+        documents=documents,
+        sources=sources,
+        tags=tags,
+        lang=langs,
+        published_after=published_after,
+        published_before=published_before,
+    )
     for question in asked if len(asked) == 1 else []:
         validate_question(question)  # a single bad question fails before the model loads
     service = open_service(index_dir, create=False)
     failures = 0
     for question in asked:
         try:
-            response = service.ask(question, k=k, mode=mode, per_document=per_document, raw=raw)
+            response = service.ask(
+                question, k=k, mode=mode, per_document=per_document, raw=raw, filter=within
+            )
         except QAError as exc:
             failures += 1
             click.echo(f"error: {exc} (question: {question[:80]!r})", err=True)
@@ -236,7 +261,8 @@ def docs(index_dir: str, as_json: bool) -> None:
         for document in view.list_documents(limit=1_000_000):
             if as_json:
                 row = {"id": document.id, "title": document.title, "source": document.source}
-                click.echo(json.dumps(row | {"passages": document.passages}, ensure_ascii=False))
+                row |= {"passages": document.passages, **document.meta.to_dict()}
+                click.echo(json.dumps(row, ensure_ascii=False))
             else:
                 click.echo(f"{document.id}\t{document.passages} passages\t{document.title}")
 
@@ -261,7 +287,7 @@ def remove(document_id: str, index_dir: str) -> None:
 @main.command()
 @INDEX_OPTION
 def export(index_dir: str) -> None:
-    """Print every document as JSON lines (id, title, source, text), ready for qa ingest.
+    """Print every document as JSON lines (id, title, source, text and metadata), ready for qa ingest.
 
     Rebuilds an index without the original files, for example for another model:
 
@@ -277,6 +303,7 @@ def export(index_dir: str) -> None:
                 "title": document.title,
                 "source": document.source,
                 "text": document.text,
+                **document.meta.to_dict(),
             }
             click.echo(json.dumps(row, ensure_ascii=False))
 

@@ -170,7 +170,15 @@ def _upsert(prepared: PreparedDocument) -> DocumentUpsert:
     ]
     words = written_words(f"{doc.title}\n{doc.text}")
     return DocumentUpsert(
-        doc.id, doc.title, doc.source, doc.text, doc.content_hash, passages, prepared.sentences, words
+        doc.id,
+        doc.title,
+        doc.source,
+        doc.text,
+        doc.content_hash,
+        passages,
+        prepared.sentences,
+        words,
+        doc.meta,
     )
 
 

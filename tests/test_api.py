@@ -237,12 +237,26 @@ def test_add_json_document_then_find_it(client: TestClient) -> None:
         "title": "Zebras",
         "text": "Zebra crossings were painted in Damascus.",
         "source": "t",
+        "published": "2019-03-04T10:00:00+02:00",
+        "url": "https://example.org/zebras",
+        "author": "A. Writer",
+        "tags": ["roads", "syria", "roads"],
     }
     response = client.post("/api/documents", json=sent, headers=AUTH)
     assert response.status_code == 201
     assert response.json() == {
         "status": "added",
-        "document": {"id": "zebra-1", "title": "Zebras", "source": "t", "passages": 1},
+        "document": {
+            "id": "zebra-1",
+            "title": "Zebras",
+            "source": "t",
+            "passages": 1,
+            "published": "2019-03-04T08:00:00Z",  # normalized to UTC
+            "lang": "en",  # detected
+            "url": "https://example.org/zebras",
+            "author": "A. Writer",
+            "tags": ["roads", "syria"],
+        },
     }
     top = client.post("/api/ask", json={"question": "zebra crossings Damascus", "k": 1}).json()
     assert top["passages"][0]["document"]["id"] == "zebra-1"
@@ -304,6 +318,11 @@ def test_upload_a_file(client: TestClient) -> None:
         "title": "Quokkas",
         "source": "quokka-news.md",
         "passages": 0,
+        "published": None,
+        "lang": None,  # too short to tell: "Quokkas visited Aleppo today." reads as Finnish
+        "url": None,
+        "author": None,
+        "tags": [],
     }
     assert client.get("/api/documents/quokka-news").json()["text"].endswith("Aleppo today.")
 

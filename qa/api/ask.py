@@ -19,9 +19,13 @@ from qa.api.schemas import (
     AskRequest,
     AskRequestTypes,
 )
-from qa.api.validation import checked_question, strict_json_body
+from qa.api.validation import checked_question, refuse_unknown_parameters, strict_json_body
+from qa.filters import FILTER_KEYS, filter_from_options
 from qa.schema import AskResponse
 from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES, SearchService
+
+# Every query parameter GET /api/ask reads: the filter's keys beside the question's options.
+ASK_GET_PARAMETERS = ("q", "k", "mode", "per_document", "raw", *FILTER_KEYS)
 
 
 class AskController(Controller):
@@ -47,15 +51,19 @@ class AskController(Controller):
             mode=data.mode,
             per_document=data.per_document,
             raw=data.raw,
+            filter=data.filter.parsed() if data.filter else None,
         )
 
     @get(
         summary="Ask a question (query string)",
         description="The same as POST /api/ask, for links and quick tests: "
-        "`?q=...&k=5&mode=hybrid&per_document=1&raw=false`.",
+        "`?q=...&k=5&mode=hybrid&per_document=1&raw=false`. The filter's keys are query parameters "
+        "(`&sources=Reuters&sources=AFP&published_after=2019-01-01`); repeat a key for several values. "
+        "Unknown parameters are refused.",
         operation_id="askGet",
         responses=errors(400, 429, 503),
         sync_to_thread=True,
+        before_request=refuse_unknown_parameters(ASK_GET_PARAMETERS),
     )
     def ask_get(
         self,
@@ -77,5 +85,29 @@ class AskController(Controller):
             int | None, QueryParameter(description=PER_DOCUMENT_HELP, schema_extra=PER_DOCUMENT_SCHEMA)
         ] = None,
         raw: Annotated[bool, QueryParameter(description=RAW_HELP)] = False,
+        documents: Annotated[list[str] | None, QueryParameter(description="Only these document ids.")] = None,
+        sources: Annotated[list[str] | None, QueryParameter(description="Only these sources.")] = None,
+        tags: Annotated[
+            list[str] | None, QueryParameter(description="Documents with any of these tags.")
+        ] = None,
+        lang: Annotated[
+            list[str] | None, QueryParameter(description="Only these languages (ar, en, ...).")
+        ] = None,
+        published_after: Annotated[
+            str | None, QueryParameter(description="Published on or after (ISO 8601 date or datetime).")
+        ] = None,
+        published_before: Annotated[
+            str | None, QueryParameter(description="Published before (ISO 8601 date or datetime).")
+        ] = None,
     ) -> AskResponse:
-        return service.ask(checked_question(q), k=k, mode=mode, per_document=per_document, raw=raw)
+        within = filter_from_options(
+            documents=documents,
+            sources=sources,
+            tags=tags,
+            lang=lang,
+            published_after=published_after,
+            published_before=published_before,
+        )
+        return service.ask(
+            checked_question(q), k=k, mode=mode, per_document=per_document, raw=raw, filter=within
+        )

@@ -29,7 +29,9 @@ from qa.api.security import require_write_token
 from qa.api.settings import MAX_JSON_BYTES, MAX_MULTIPART_BYTES, ApiSettings
 from qa.documents import UPLOAD_SUFFIXES, Document, document_from_text, document_from_upload
 from qa.errors import NotFoundError
+from qa.index import StoredDocument
 from qa.ingest import ingest_documents, remove_document
+from qa.metadata import parse_metadata
 from qa.search import SearchService
 
 MAX_PAGE = 500
@@ -84,7 +86,14 @@ async def _json_document(request: Request, settings: ApiSettings) -> Callable[[]
         raise ClientException(detail=f"malformed JSON: {exc}") from None
     if len(sent.text.encode("utf-8", "surrogatepass")) > settings.max_document_bytes:
         raise _document_too_large("the document's text", settings)
-    return partial(document_from_text, sent.text, id=sent.id, title=sent.title, source=sent.source)
+    return partial(_document_of, sent)
+
+
+def _document_of(sent: DocumentIn) -> Document:
+    meta = parse_metadata(
+        published=sent.published, lang=sent.lang, url=sent.url, author=sent.author, tags=sent.tags
+    )
+    return document_from_text(sent.text, id=sent.id, title=sent.title, source=sent.source, meta=meta)
 
 
 async def _uploaded_document(request: Request, settings: ApiSettings) -> Callable[[], Document]:
@@ -128,8 +137,17 @@ def _index_document(service: SearchService, build: Callable[[], Document]) -> Do
     status = "added" if report.added else "replaced" if report.replaced else "unchanged"
     with service.index.view() as view:
         stored = view.document(document.id)
-    passages = stored.passages if stored else report.passages  # removed again by a concurrent request
-    return DocumentWritten(status, DocumentSummary(document.id, document.title, document.source, passages))
+    if stored is None:  # removed again by a concurrent request
+        stored = StoredDocument(
+            document.id,
+            document.title,
+            document.source,
+            "",
+            document.content_hash,
+            report.passages,
+            document.meta,
+        )
+    return DocumentWritten(status, DocumentSummary.of(stored))
 
 
 class DocumentController(Controller):

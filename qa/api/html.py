@@ -25,6 +25,17 @@ def _passage(hit: PassageHit) -> str:
     return f"{escape(text[:start])}<mark>{escape(text[start:end])}</mark>{escape(text[end:])}"
 
 
+def _cited(hit: PassageHit) -> str:
+    """Where the passage comes from: source and date, when the document gives them."""
+    document = hit.document
+    parts = [f"<bdi>{escape(document.source)}</bdi>"] if document.source else []
+    if document.published:
+        parts.append(
+            f'<time datetime="{escape(document.published)}">{escape(document.published[:10])}</time>'
+        )
+    return "".join(f" · {part}" for part in parts)
+
+
 def _hit(hit: PassageHit) -> str:
     document = hit.document
     link = f"/api/documents/{quote(document.id, safe='')}"
@@ -34,7 +45,7 @@ def _hit(hit: PassageHit) -> str:
         f'<li class="hit" {where}>'
         f'<h2 dir="auto">{escape(document.title)}</h2>'
         f'<p class="meta">{hit.rank}. <a href="{escape(link)}"><bdi>{escape(document.id)}</bdi></a>'
-        f" · score {hit.score:.4f}</p>"
+        f"{_cited(hit)} · score {hit.score:.4f}</p>"
         f'<p class="passage" dir="auto">{_passage(hit)}</p>'
         "</li>"
     )
@@ -57,6 +68,9 @@ def render_page(
     question: str = "",
     k: str = "5",
     per_document: str = "",
+    source: str = "",
+    since: str = "",
+    until: str = "",
     response: AskResponse | None = None,
     error: str | None = None,
     empty_hint: str = "",
@@ -88,6 +102,14 @@ def render_page(
 <label>Per article
 <input name="per_document" type="number" min="1" max="{MAX_K}" value="{escape(per_document)}"
  placeholder="any"></label>
+<fieldset class="filters"><legend>Only</legend>
+<label>Source
+<input name="source" type="text" dir="auto" value="{escape(source)}" placeholder="any"></label>
+<label>From
+<input name="since" type="date" value="{escape(since)}"></label>
+<label>Until
+<input name="until" type="date" value="{escape(until)}"></label>
+</fieldset>
 <button type="submit">Ask</button>
 </form>
 {body}

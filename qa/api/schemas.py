@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from qa.api.validation import VISIBLE_CHARACTER
+from qa.filters import FILTER_HELP, MAX_FILTER_VALUES, SearchFilter, parse_filter
 from qa.index import StoredDocument
 from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES
 
@@ -53,32 +54,67 @@ PerDocument = Annotated[
 Raw = Annotated[bool, msgspec.Meta(description=RAW_HELP)]
 
 
+StringList = Annotated[list[str], msgspec.Meta(max_length=MAX_FILTER_VALUES)]
+IsoDate = Annotated[
+    str, msgspec.Meta(description="An ISO 8601 date or datetime, e.g. 2019-01-31 or 2019-01-31T09:30:00Z.")
+]
+
+
+class FilterIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Which documents may answer: every given key must match; a list matches any of its values."""
+
+    documents: Annotated[StringList | None, msgspec.Meta(description="Document ids.")] = None
+    sources: Annotated[StringList | None, msgspec.Meta(description="Sources, as documents give them.")] = None
+    tags: Annotated[StringList | None, msgspec.Meta(description="Documents with any of these tags.")] = None
+    lang: Annotated[
+        str | StringList | None, msgspec.Meta(description="A language code (ar, en, ...) or a list of them.")
+    ] = None
+    published_after: Annotated[IsoDate | None, msgspec.Meta(description="On or after (inclusive).")] = None
+    published_before: Annotated[IsoDate | None, msgspec.Meta(description="Before (exclusive).")] = None
+
+    def parsed(self) -> SearchFilter | None:
+        """The filter the search service takes; QuestionError (400) for bad dates or values."""
+        return parse_filter(
+            {key: value for key, value in msgspec.structs.asdict(self).items() if value is not None}
+        )
+
+
 class AskRequest(msgspec.Struct):
     question: Question
     k: K = 5
     mode: Mode = None
     per_document: PerDocument = None
     raw: Raw = False
+    filter: Annotated[FilterIn | None, msgspec.Meta(description=FILTER_HELP)] = None
 
 
 class AskRequestTypes(msgspec.Struct):
     """The JSON types AskRequest accepts, checked strictly before Litestar's lenient conversion
-    (which would take "5" for 5). As in JSON Schema, 31.0 counts as an integer."""
+    (which would take "5" for 5). As in JSON Schema, 31.0 counts as an integer. Unknown filter
+    keys are refused here: a misspelt key must not quietly widen the search."""
 
     question: str
     k: int | float = 5
     mode: str | None = None
     per_document: int | float | None = None
     raw: bool = False
+    filter: FilterIn | None = None
 
 
 class DocumentIn(msgspec.Struct):
-    """A document sent as JSON text; without an id, the id is derived from the text."""
+    """A document sent as JSON text; without an id, the id is derived from the text. Metadata
+    is optional: `published` an ISO 8601 date or datetime, `lang` a language code (detected from
+    the text when absent), `tags` a list of strings."""
 
     text: str
     id: str | None = None
     title: str | None = None
     source: str = "api"
+    published: str | None = None
+    lang: str | None = None
+    url: str | None = None
+    author: str | None = None
+    tags: str | list[str] | None = None  # one tag may be sent as a string
 
 
 class DocumentSummary(msgspec.Struct):
@@ -86,10 +122,15 @@ class DocumentSummary(msgspec.Struct):
     title: str
     source: str
     passages: int
+    published: str | None = None
+    lang: str | None = None
+    url: str | None = None
+    author: str | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
 
     @classmethod
     def of(cls, document: StoredDocument) -> DocumentSummary:
-        return cls(document.id, document.title, document.source, document.passages)
+        return cls(document.id, document.title, document.source, document.passages, **_metadata(document))
 
 
 class DocumentDetail(msgspec.Struct):
@@ -98,10 +139,33 @@ class DocumentDetail(msgspec.Struct):
     source: str
     passages: int
     text: str
+    published: str | None = None
+    lang: str | None = None
+    url: str | None = None
+    author: str | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
 
     @classmethod
     def of(cls, document: StoredDocument) -> DocumentDetail:
-        return cls(document.id, document.title, document.source, document.passages, document.text)
+        return cls(
+            document.id,
+            document.title,
+            document.source,
+            document.passages,
+            document.text,
+            **_metadata(document),
+        )
+
+
+def _metadata(document: StoredDocument) -> dict[str, Any]:
+    meta = document.meta
+    return {
+        "published": meta.published,
+        "lang": meta.lang,
+        "url": meta.url,
+        "author": meta.author,
+        "tags": list(meta.tags),
+    }
 
 
 class DocumentPage(msgspec.Struct):

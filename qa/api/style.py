@@ -11,6 +11,8 @@ label { display: flex; flex-direction: column; font-size: .85rem; color: var(--m
 label.question { flex: 1 1 22rem; }
 input { font: inherit; padding: .45rem .6rem; border: 1px solid #9ca3af; border-radius: .4rem; }
 input[name="k"] { width: 5rem; }
+fieldset.filters { display: flex; flex-wrap: wrap; gap: .5rem; border: 0; padding: 0; margin: 0; }
+fieldset.filters legend { float: left; font-size: .85rem; color: var(--muted); margin-right: .25rem; }
 button { font: inherit; padding: .45rem 1.2rem; border: 0; border-radius: .4rem; background: var(--accent);
   color: #fff; cursor: pointer; }
 .message { margin: 1rem 0; padding: .6rem .8rem; border-radius: .4rem; background: #fdecec; color: #8a1c1c; }

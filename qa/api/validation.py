@@ -50,6 +50,21 @@ def strict_json_body(kind: type) -> Callable[[Request[Any, Any, Any]], Awaitable
     return check
 
 
+def refuse_unknown_parameters(known: tuple[str, ...]) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """A `before_request` hook that refuses query parameters the endpoint does not read: a
+    misspelt filter (`?source=` for `?sources=`) would otherwise widen the search in silence."""
+
+    async def check(request: Request[Any, Any, Any]) -> None:
+        unknown = sorted(set(request.query_params) - set(known))
+        if unknown:
+            raise ValidationException(
+                detail=f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; this endpoint reads {', '.join(known)}"
+            )
+
+    return check
+
+
 def _invisible_ranges() -> list[tuple[int, int]]:
     """Code point ranges that `clean_text` removes or folds away: whitespace, control and format
     characters (categories Cc, Cf, which only exist in planes 0, 1 and 14) and tatweel."""

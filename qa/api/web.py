@@ -1,6 +1,9 @@
-"""The web form at `/`: works without JavaScript (`GET /?q=...&k=5`); it only calls `SearchService`."""
+"""The web form at `/`: works without JavaScript (`GET /?q=...&k=5&source=...&since=...&until=...`);
+it only calls `SearchService`."""
 
 from __future__ import annotations
+
+from datetime import date, timedelta
 
 from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
@@ -12,6 +15,7 @@ from qa.api.html import render_page
 from qa.api.style import CSS
 from qa.api.validation import checked_question
 from qa.errors import QuestionError
+from qa.filters import SearchFilter, filter_from_options
 from qa.search import MAX_K, SearchService
 
 DEFAULT_K = 5
@@ -36,14 +40,42 @@ def _empty_hint(service: SearchService) -> str:
     return "Try other words."
 
 
+def _form_filter(source: str | None, since: str | None, until: str | None) -> SearchFilter | None:
+    """The filter of the form's fields. "Until" names the last day to include, as people read a
+    date range; the filter's `published_before` excludes its day, so it gets the day after."""
+    before = None
+    if until and until.strip():
+        try:
+            before = (date.fromisoformat(until.strip()) + timedelta(days=1)).isoformat()
+        except ValueError:
+            raise QuestionError(f"until must be a date such as 2019-01-31, not {until!r}") from None
+    try:
+        return filter_from_options(
+            sources=source.strip() if source else None, published_after=since, published_before=before
+        )
+    except QuestionError as exc:  # the form's words for the filter's keys
+        raise QuestionError(
+            str(exc).replace("filter.published_after", "from").replace("filter.published_before", "until")
+        ) from None
+
+
 @get("/", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=True)
 def form(
     service: NamedDependency[SearchService],
     q: FromQuery[str | None] = None,
     k: FromQuery[str | None] = None,
     per_document: FromQuery[str | None] = None,
+    source: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
 ) -> Response[str]:
-    shown = {"k": k if k is not None else str(DEFAULT_K), "per_document": per_document or ""}
+    shown = {
+        "k": k if k is not None else str(DEFAULT_K),
+        "per_document": per_document or "",
+        "source": source or "",
+        "since": since or "",
+        "until": until or "",
+    }
     if q is None:  # first visit: just the form
         return Response(render_page(**shown), headers=_PAGE_HEADERS)
     try:
@@ -51,6 +83,7 @@ def form(
             checked_question(q),
             k=_form_number("k", k, DEFAULT_K),
             per_document=_form_number("per_document", per_document, None),
+            filter=_form_filter(source, since, until),
         )
     except QuestionError as exc:
         page = render_page(question=q, error=str(exc), **shown)

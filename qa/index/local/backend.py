@@ -143,6 +143,7 @@ class LocalView(IndexView):
         self._vectors = vectors
         self.version = state.version
         self.chunking = chunking
+        self._filtered: dict[SearchFilter, np.ndarray] = {}
 
     @property
     def vectors(self) -> VectorState:
@@ -153,12 +154,21 @@ class LocalView(IndexView):
     def dense_search(
         self, vector: np.ndarray, k: int, within: SearchFilter | None = None
     ) -> list[tuple[int, float]]:
-        return self.vectors.search(vector, k)
+        if within is None:
+            return self.vectors.search(vector, k)
+        return self.vectors.search_within(vector, k, self._passages_within(within))
 
     def lexical_search(
         self, terms: Sequence[str], k: int, within: SearchFilter | None = None
     ) -> list[tuple[int, float]]:
-        return self._reader.lexical_search(terms, k)
+        return self._reader.lexical_search(terms, k, within)
+
+    def _passages_within(self, within: SearchFilter) -> np.ndarray:
+        """The passage ids a filter allows in this view (asked once per view and filter: the
+        questions of one batch share it)."""
+        if within not in self._filtered:
+            self._filtered[within] = self._reader.filtered_passages(within)
+        return self._filtered[within]
 
     def lexical_terms(self) -> list[str]:
         return self._reader.lexical_terms()
@@ -200,10 +210,11 @@ class LocalView(IndexView):
         return self._reader.content_hashes()
 
 
-def _add_words_if_missing(directory: Path) -> None:
+def _upgrade_in_place(directory: Path) -> None:
     """Give an index written before the words table (or upgraded from format 2) its documents'
-    words, once. The words are the lexical analyzer's, as at ingest. A read-only index is left
-    as it is: the bridge then falls back to the stemmed terms."""
+    words, and one written before metadata its metadata columns, once. The words are the
+    lexical analyzer's, as at ingest. A read-only index is left as it is: the bridge then falls
+    back to the stemmed terms, and documents read without metadata."""
     path = directory / store.STORE_FILE
     if not os.access(path, os.W_OK) or not os.access(directory, os.W_OK):
         return
@@ -215,9 +226,11 @@ def _add_words_if_missing(directory: Path) -> None:
         except sqlite3.DatabaseError:
             return  # a damaged store: opening its first view reports it, with the hint to rebuild
         try:
-            if not store.words_missing(connection):
+            if not store.words_missing(connection) and not store.metadata_missing(connection):
                 return
             with file_lock(directory / WRITE_LOCK):
+                if store.metadata_missing(connection):
+                    store.add_metadata(connection)
                 if store.words_missing(connection):
                     store.add_words(connection, written_words)
         except sqlite3.DatabaseError:
@@ -255,6 +268,7 @@ class LocalIndex(IndexBackend):
         self._compaction_lock = threading.Lock()
         self._compaction: threading.Thread | None = None
         self._compaction_failed_at = 0.0
+        self._has_metadata: bool | None = None  # whether the store has the metadata columns
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -296,7 +310,7 @@ class LocalIndex(IndexBackend):
                 f"the index at {directory} has format {manifest['format_version']}, this version reads "
                 f"format {FORMAT_VERSION}. {_rebuild_hint(directory)}"
             )
-        _add_words_if_missing(directory)
+        _upgrade_in_place(directory)
         if model is None:
             model = ModelIdentity(**manifest["model"])
         model.check(manifest["model"], str(directory))
@@ -386,7 +400,7 @@ class LocalIndex(IndexBackend):
     def _view(self, *, with_vectors: bool) -> Iterator[LocalView]:
         with storage_errors(self.directory, "read"):
             connection = self._connection(for_reading=True)
-        reader = store.StoreReader(connection, self._read_errors)
+        reader = store.StoreReader(connection, self._read_errors, metadata=self._metadata_kept(connection))
         try:
             with self._read_errors():
                 state, vectors = self._begin_read(connection, with_vectors)
@@ -398,6 +412,16 @@ class LocalIndex(IndexBackend):
                 with suppress(sqlite3.Error):
                     connection.execute("COMMIT")  # ends the read transaction
             self._release(connection)
+
+    def _metadata_kept(self, connection: sqlite3.Connection) -> bool:
+        """Whether the store has the metadata columns (all but a read-only index written before
+        them): asked once, since opening adds them wherever it can."""
+        if self._has_metadata is None:
+            try:
+                self._has_metadata = store.has_metadata(connection)
+            except sqlite3.Error:
+                return True  # a damaged store: the view's first query reports it
+        return self._has_metadata
 
     @contextmanager
     def _read_errors(self) -> Iterator[None]:

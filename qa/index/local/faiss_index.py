@@ -60,6 +60,11 @@ _IVF_LISTS_PER_SQRT = 4
 _IVF_PROBE_SHARE = 1 / 12
 STORAGE = "float16"  # how the approximate indexes store vectors
 _STORED_AS = faiss.ScalarQuantizer.QT_fp16
+# A filtered HNSW search scores up to this many allowed vectors exactly (the same budget as
+# AUTO_SWITCH_AT: exact search of 20k vectors takes a few ms), and walks the graph above it.
+EXACT_SEARCH_WITHIN = AUTO_SWITCH_AT
+# The widened candidate list of a filtered graph walk stops here (a 2 % filter of a million).
+_FILTERED_EF_SEARCH_MAX = 8192
 
 
 def _as_matrix(vectors: np.ndarray) -> np.ndarray:
@@ -244,6 +249,39 @@ class FaissBackend:
                 selector = live if exclude is None else faiss.IDSelectorAnd(live, exclude)
             if selector is not None:
                 params.sel = selector
+            return self._index.search(queries, k, params=params)
+        finally:
+            faiss.omp_set_num_threads(previous_threads)
+
+    def search_among(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) among the live ids `allowed`, found as an exact search of them
+        finds them. Flat: the selector search is exact. IVF: every list is probed. HNSW: a
+        graph walk restricted to a small subset loses its way (it must cross the other nodes),
+        so up to `EXACT_SEARCH_WITHIN` vectors are scored directly; above that the filter keeps
+        enough of the graph that a walk with a candidate list widened by the filter's
+        selectivity finds them (tests/test_filters.py measures both)."""
+        queries = _as_matrix(np.atleast_2d(queries))
+        allowed = _as_ids(allowed)
+        k = min(k, len(allowed))
+        if self.kind == "hnsw" and len(allowed) <= EXACT_SEARCH_WITHIN:
+            vectors = self._index.reconstruct_batch(allowed)  # through the ID map's reverse lookup
+            scores = queries @ vectors.T
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            return np.take_along_axis(scores, order, axis=1), allowed[order]
+        selector = faiss.IDSelectorBatch(allowed)
+        previous_threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1 if len(queries) < _PARALLEL_SEARCH_ROWS else _SEARCH_THREADS)
+        try:
+            if self.kind == "flat":
+                params = faiss.SearchParameters()
+            elif self.kind == "ivf":
+                params = faiss.SearchParametersIVF()
+                params.nprobe = self.lists
+            else:
+                params = faiss.SearchParametersHNSW()
+                share = len(allowed) / max(len(self), 1)
+                params.efSearch = min(max(int(self.ef_search / share), k), _FILTERED_EF_SEARCH_MAX)
+            params.sel = selector  # the selector must outlive the search: `selector` holds it
             return self._index.search(queries, k, params=params)
         finally:
             faiss.omp_set_num_threads(previous_threads)

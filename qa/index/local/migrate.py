@@ -40,7 +40,8 @@ def migrate_format_2(directory: Path, manifest: dict[str, Any]) -> dict[str, Any
         connection.execute("ATTACH DATABASE ? AS old", (str(old_store),))
         connection.execute("BEGIN IMMEDIATE")
         connection.execute(
-            "INSERT INTO documents SELECT id, title, source, text, content_hash, added_at FROM old.documents"
+            "INSERT INTO documents (id, title, source, text, content_hash, added_at)"
+            " SELECT id, title, source, text, content_hash, added_at FROM old.documents"
         )
         connection.execute("INSERT INTO passages SELECT id, document_id, start, end FROM old.passages")
         connection.execute("INSERT INTO sentences SELECT document_id, start, end, vector FROM old.sentences")

@@ -10,6 +10,7 @@ file holds the rest (see `qa.index.local.vectors`).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,7 +21,9 @@ from urllib.parse import quote
 
 import numpy as np
 
+from qa.filters import SearchFilter
 from qa.index.base import DocumentUpsert, SentenceVector, StoredDocument, StoredPassage
+from qa.metadata import Metadata
 
 STORE_FILE = "store.sqlite"
 # 4 bound variables a passage: 200 stay far below SQLite's smallest limit (999 before 3.32).
@@ -34,6 +37,25 @@ WAL_SIZE_LIMIT = 32 * 2**20
 # written before it by `add_words` (readers of those ignore the table).
 WORDS_SCHEMA = """
 CREATE TABLE words (id INTEGER PRIMARY KEY, word TEXT NOT NULL UNIQUE);
+"""
+# Document metadata (`qa.metadata`), and the tags one row each so that a tag filter is an index
+# lookup. Added to indexes written before it by `add_metadata`; until then (a read-only mount)
+# readers see empty metadata.
+METADATA_COLUMNS = ("published", "lang", "url", "author", "tags")
+METADATA_SCHEMA = """
+ALTER TABLE documents ADD COLUMN published TEXT;
+ALTER TABLE documents ADD COLUMN lang TEXT;
+ALTER TABLE documents ADD COLUMN url TEXT;
+ALTER TABLE documents ADD COLUMN author TEXT;
+ALTER TABLE documents ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';  -- JSON list, in the given order
+CREATE INDEX documents_by_published ON documents(published);
+CREATE INDEX documents_by_source ON documents(source);
+CREATE TABLE document_tags (
+    document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    tag TEXT NOT NULL
+);
+CREATE INDEX document_tags_by_tag ON document_tags(tag);
+CREATE INDEX document_tags_by_document ON document_tags(document_id);
 """
 SCHEMA = (
     """
@@ -81,6 +103,7 @@ CREATE TABLE vector_log (
 CREATE INDEX vector_log_by_version ON vector_log(version);
 """
     + WORDS_SCHEMA
+    + METADATA_SCHEMA
 )
 
 
@@ -158,6 +181,30 @@ def add_words(connection: sqlite3.Connection, words_of: Callable[[str], Iterable
         raise
 
 
+def metadata_missing(connection: sqlite3.Connection) -> bool:
+    """Whether the documents table lacks the metadata columns (written before them)."""
+    return not has_metadata(connection)
+
+
+def has_metadata(connection: sqlite3.Connection) -> bool:
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(documents)")}
+    return set(METADATA_COLUMNS) <= columns
+
+
+def add_metadata(connection: sqlite3.Connection) -> None:
+    """Add the metadata columns and the tags table, in one transaction (documents keep none)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if metadata_missing(connection):
+            for statement in METADATA_SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+        connection.execute("COMMIT")
+    except BaseException:
+        rollback_quietly(connection)
+        raise
+
+
 def _has_table(connection: sqlite3.Connection, name: str) -> bool:
     found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
     return found.fetchone() is not None
@@ -199,11 +246,21 @@ class StoreReader:
     """
 
     def __init__(
-        self, connection: sqlite3.Connection, errors: Callable[[], AbstractContextManager[None]]
+        self,
+        connection: sqlite3.Connection,
+        errors: Callable[[], AbstractContextManager[None]],
+        *,
+        metadata: bool = True,
     ) -> None:
         self._db = connection
         self._errors = errors
         self._cursors: list[sqlite3.Cursor] = []
+        # Without the metadata columns (an old index on a read-only mount) documents read with
+        # none, and a filter on it matches what it can: ids and sources.
+        self._metadata = metadata
+        self._meta_columns = (
+            "d.published, d.lang, d.url, d.author, d.tags" if metadata else "NULL, NULL, NULL, NULL, '[]'"
+        )
 
     def _rows(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
         with self._errors():
@@ -229,47 +286,95 @@ class StoreReader:
     def document(self, document_id: str) -> StoredDocument | None:
         rows = self._rows(
             "SELECT d.id, d.title, d.source, d.text, d.content_hash,"
-            " (SELECT count(*) FROM passages p WHERE p.document_id = d.id)"
+            f" (SELECT count(*) FROM passages p WHERE p.document_id = d.id), {self._meta_columns}"
             " FROM documents d WHERE d.id = ?",
             (document_id,),
         )
-        return StoredDocument(*rows[0]) if rows else None
+        return _stored_document(rows[0]) if rows else None
 
     def list_documents(self, offset: int, limit: int) -> list[StoredDocument]:
         rows = self._rows(
             "SELECT d.id, d.title, d.source, '', d.content_hash,"
-            " (SELECT count(*) FROM passages p WHERE p.document_id = d.id)"
+            f" (SELECT count(*) FROM passages p WHERE p.document_id = d.id), {self._meta_columns}"
             " FROM documents d ORDER BY d.id LIMIT ? OFFSET ?",
             (limit, offset),
         )
-        return [StoredDocument(*row) for row in rows]
+        return [_stored_document(row) for row in rows]
 
     def iter_documents(self) -> Iterator[StoredDocument]:
         for row in self._iterate(
             "SELECT d.id, d.title, d.source, d.text, d.content_hash,"
-            " (SELECT count(*) FROM passages p WHERE p.document_id = d.id) FROM documents d ORDER BY d.id"
+            f" (SELECT count(*) FROM passages p WHERE p.document_id = d.id), {self._meta_columns}"
+            " FROM documents d ORDER BY d.id"
         ):
-            yield StoredDocument(*row)
+            yield _stored_document(row)
 
     def iter_passages(self) -> Iterator[StoredPassage]:
         for row in self._iterate("SELECT id, document_id, start, end FROM passages ORDER BY id"):
             yield StoredPassage(*row)
 
     def documents(self, ids: Iterable[str]) -> dict[str, StoredDocument]:
-        rows = self._rows_by_id("SELECT id, title, source, text, content_hash, 0 FROM documents", set(ids))
-        return {row[0]: StoredDocument(*row) for row in rows}
+        rows = self._rows_by_id(
+            "SELECT d.id, d.title, d.source, d.text, d.content_hash, 0,"
+            f" {self._meta_columns} FROM documents d",
+            set(ids),
+            column="d.id",
+        )
+        return {row[0]: _stored_document(row) for row in rows}
 
     def passages(self, ids: Iterable[int]) -> dict[int, StoredPassage]:
         rows = self._rows_by_id("SELECT id, document_id, start, end FROM passages", [int(i) for i in ids])
         return {row[0]: StoredPassage(*row) for row in rows}
 
-    def _rows_by_id(self, select: str, ids: Iterable[object]) -> list[tuple]:
+    def _rows_by_id(self, select: str, ids: Iterable[object], column: str = "id") -> list[tuple]:
         """`select ... WHERE id IN (ids)`, in chunks that stay within SQLite's bound variables."""
         wanted, rows = list(ids), []
         for first in range(0, len(wanted), _IDS_PER_QUERY):
             chunk = wanted[first : first + _IDS_PER_QUERY]
-            rows += self._rows(f"{select} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            rows += self._rows(f"{select} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk)
         return rows
+
+    def filtered_passages(self, within: SearchFilter) -> np.ndarray:
+        """The ids (int64, ascending) of every passage of a document that matches `within`."""
+        where, parameters = self._filter_sql(within)
+        rows = self._rows(
+            "SELECT p.id FROM passages p JOIN documents d ON d.id = p.document_id"
+            f" WHERE {where} ORDER BY p.id",
+            parameters,
+        )
+        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
+    def _filter_sql(self, within: SearchFilter) -> tuple[str, list[object]]:
+        """The WHERE condition on documents `d` that `within` means, and its bound values."""
+        clauses: list[str] = []
+        parameters: list[object] = []
+
+        def among(expression: str, values: Sequence[str], through: str = "") -> None:
+            # json_each over one bound JSON array: any number of values in one variable.
+            values_sql = "(SELECT value FROM json_each(?))"
+            clauses.append(
+                f"{expression} IN ({through} {values_sql})" if through else f"{expression} IN {values_sql}"
+            )
+            parameters.append(json.dumps(list(values)))
+
+        if within.documents is not None:
+            among("d.id", within.documents)
+        if within.sources is not None:
+            among("d.source", within.sources)
+        metadata_filters = (within.tags, within.langs, within.published_after, within.published_before)
+        if not self._metadata and any(value is not None for value in metadata_filters):
+            return "0", []  # no document of an index without metadata has any
+        if within.tags is not None:
+            among("d.id", within.tags, "SELECT document_id FROM document_tags WHERE tag IN")
+        if within.langs is not None:
+            among("d.lang", within.langs)
+        if within.published_after is not None:
+            clauses.append("d.published >= ?")
+            parameters.append(within.published_after)
+        if within.published_before is not None:
+            clauses.append("d.published < ?")
+            parameters.append(within.published_before)
+        return " AND ".join(clauses) or "1", parameters
 
     def sentences(self, passages: Sequence[StoredPassage]) -> dict[int, list[SentenceVector]]:
         """The sentences of many passages in one query per 200 (a question looks at ~50)."""
@@ -307,16 +412,29 @@ class StoreReader:
         rows = self._rows("SELECT id, word FROM words WHERE id > ? ORDER BY id", (after,))
         return [word for _, word in rows], max((row[0] for row in rows), default=after)
 
-    def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
-        """BM25 over the lexical index: any of `terms` (each quoted, so no FTS5 syntax gets in)."""
+    def lexical_search(
+        self, terms: Sequence[str], k: int, within: SearchFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """BM25 over the lexical index: any of `terms` (each quoted, so no FTS5 syntax gets in).
+        With `within`, only passages of matching documents compete (term statistics stay those
+        of the whole index, so a passage scores the same with or without a filter)."""
         query = " OR ".join('"{}"'.format(term.replace('"', '""')) for term in terms if term)
         if not query:
             return []
-        rows = self._rows(
-            "SELECT rowid, -bm25(lexical) AS score FROM lexical WHERE lexical MATCH ?"
-            " ORDER BY score DESC LIMIT ?",
-            (query, k),
-        )
+        if within is None:
+            rows = self._rows(
+                "SELECT rowid, -bm25(lexical) AS score FROM lexical WHERE lexical MATCH ?"
+                " ORDER BY score DESC LIMIT ?",
+                (query, k),
+            )
+        else:
+            where, parameters = self._filter_sql(within)
+            rows = self._rows(
+                "SELECT lexical.rowid, -bm25(lexical) AS score FROM lexical"
+                " JOIN passages p ON p.id = lexical.rowid JOIN documents d ON d.id = p.document_id"
+                f" WHERE lexical MATCH ? AND {where} ORDER BY score DESC LIMIT ?",
+                (query, *parameters, k),
+            )
         return [(int(rowid), float(score)) for rowid, score in rows]
 
 
@@ -354,9 +472,19 @@ class StoreWriter:
         self._next_id += len(document.passages)
         self._documents += 1
         self._passages += len(document.passages)
+        meta = document.meta
         db.execute(
-            "INSERT INTO documents (id, title, source, text, content_hash, added_at) VALUES (?,?,?,?,?,?)",
-            (document.id, document.title, document.source, document.text, document.content_hash, added_at),
+            "INSERT INTO documents (id, title, source, text, content_hash, added_at,"
+            " published, lang, url, author, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                *(document.id, document.title, document.source, document.text, document.content_hash),
+                *(added_at, meta.published, meta.lang, meta.url, meta.author),
+                json.dumps(list(meta.tags), ensure_ascii=False),
+            ),
+        )
+        db.executemany(
+            "INSERT INTO document_tags (document_id, tag) VALUES (?, ?)",
+            [(document.id, tag) for tag in meta.tags],
         )
         db.executemany(
             "INSERT INTO passages (id, document_id, start, end) VALUES (?,?,?,?)",
@@ -389,6 +517,14 @@ class StoreWriter:
             (self.version, self._next_id, self._documents, self._passages, time.time()),
         )
         return self.version
+
+
+def _stored_document(row: Sequence) -> StoredDocument:
+    """A StoredDocument from (id, title, source, text, hash, passages, published, lang, url,
+    author, tags as JSON)."""
+    published, lang, url, author, tags = row[6:11]
+    meta = Metadata(published=published, lang=lang, url=url, author=author, tags=tuple(json.loads(tags)))
+    return StoredDocument(*row[:6], meta=meta)
 
 
 def record_checkpoint(connection: sqlite3.Connection, checkpoint: str, version: int) -> None:

@@ -93,6 +93,24 @@ class VectorState:
         results += [segment.index.search(query, k, exclude=exclude) for segment in self.segments]
         return _merge_top(k, [(scores[0], ids[0]) for scores, ids in results])
 
+    def search_within(self, vector: np.ndarray, k: int, allowed: np.ndarray) -> list[tuple[int, float]]:
+        """The top `k` among the passages `allowed` (live ids, int64): the filter is applied
+        inside each search, not to an unfiltered top k, so a filter keeping 1 % of the corpus
+        still finds k passages, the same ones an exact search of those passages finds."""
+        if not len(allowed):
+            return []
+        query = np.ascontiguousarray(np.atleast_2d(vector), dtype=np.float32)
+        in_segments = np.concatenate([segment.ids for segment in self.segments]) if self.segments else None
+        in_base = allowed if in_segments is None else allowed[~np.isin(allowed, in_segments)]
+        results = [self.base.search_among(query, k, in_base)] if len(in_base) else []
+        for segment in self.segments:
+            mine = allowed[np.isin(allowed, segment.ids)] if in_segments is not None else allowed[:0]
+            if len(mine):
+                results.append(segment.index.search_among(query, k, mine))
+        if not results:
+            return []
+        return _merge_top(k, [(scores[0], ids[0]) for scores, ids in results])
+
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """Every live (ids, vectors)."""
         ids, vectors = self.base.contents()
