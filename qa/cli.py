@@ -349,3 +349,7 @@ main.add_command(serve)
 from qa.bench_cli import bench  # noqa: E402  (registered last: the command lives in its own module)
 
 main.add_command(bench)
+
+from qa.mcp_cli import mcp  # noqa: E402  (registered last: the command lives in its own module)
+
+main.add_command(mcp)

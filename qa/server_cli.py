@@ -49,7 +49,7 @@ class _QuietKnownStartupError(logging.Filter):
     "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one)."
 )
 def serve(index_dir: str, read_index: str | None, host: str, port: int) -> None:
-    """Serve the web form (/) and the JSON API (/api, docs at /schema).
+    """Serve the web form (/), the JSON API (/api, docs at /schema) and MCP for chatbots (/mcp).
 
     The model and the index load once at start-up; the address is printed when the server
     accepts requests. Writes (POST/DELETE /api/documents) need QA_API_TOKEN to be set;
@@ -65,7 +65,7 @@ def serve(index_dir: str, read_index: str | None, host: str, port: int) -> None:
 
     from qa.api import create_app
 
-    app = create_app(index_dir=index_dir, read_location=read_index)
+    app = create_app(index_dir=index_dir, read_location=read_index, host=host)
 
     class AnnouncingServer(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

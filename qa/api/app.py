@@ -109,11 +109,18 @@ def create_app(
     encoder: TextEncoder | None = None,
     settings: ApiSettings | None = None,
     debug: bool = False,
+    host: str = "127.0.0.1",
 ) -> Litestar:
     """The application; without `service`, it opens `index_dir` (default $QA_INDEX_DIR or
     data/index; reads from `read_location`, default $QA_INDEX_READ_URL, when given) with
-    `encoder` (default: the real model) when it starts."""
+    `encoder` (default: the real model) when it starts. `host` is the interface it is served on
+    (the MCP endpoint checks Host headers when that is a loopback one)."""
+    # Imported here: qa.mcp uses the API's validation and guard, so importing it at the top of
+    # this module (which `qa.api` imports) would be circular when qa.mcp is imported first.
+    from qa.mcp.http import McpEndpoint
+
     settings = settings or ApiSettings.from_env()
+    mcp = McpEndpoint(settings, host=host)
     middleware = []
     if settings.rate_limit:
         # Per client address; /health stays free for load balancers and monitors.
@@ -122,13 +129,14 @@ def create_app(
         )
         middleware.append(limit.middleware)
     return Litestar(
-        route_handlers=[form, stylesheet, health, AskController, DocumentController],
+        route_handlers=[form, stylesheet, health, AskController, DocumentController, mcp.handler],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
         state=State({"settings": settings, "startup_error": None}),
-        lifespan=[_lifespan(service, index_dir, read_location, encoder)],
+        # The MCP endpoint's session managers run inside the app's lifespan, after the service loads.
+        lifespan=[_lifespan(service, index_dir, read_location, encoder), mcp.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_JSON_BYTES,
         cors_config=_cors(settings),
