@@ -3,6 +3,7 @@
 Every entry point goes through the same byte checks (`_decode`), parsing (`_parse`) and id rules
 (`_check_id`), so a file, an upload and a JSONL line are refused for the same reasons, in the same
 words. A bad file never stops a batch: `iter_documents` yields a `Skipped` for it and goes on.
+HTML, PDF and DOCX are read by the modules of `qa.formats`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from html.parser import HTMLParser
 from pathlib import Path
 
 from qa.chunking import is_boilerplate
@@ -24,7 +24,9 @@ from qa.language import detect_language
 from qa.metadata import Metadata, parse_metadata
 from qa.textnorm import clean_text
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl")
+# Formats that are not text: the UTF-8 and binary checks do not apply, the size limit does.
+BINARY_SUFFIXES = (".pdf", ".docx")
 # One upload is one document; a .jsonl collection is many, which is `qa ingest`'s job.
 UPLOAD_SUFFIXES = tuple(suffix for suffix in SUPPORTED_SUFFIXES if suffix != ".jsonl")
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
@@ -66,127 +68,6 @@ class Skipped:
 
     path: str
     reason: str
-
-
-# ---------------------------------------------------------------------------------------------
-# HTML to text
-
-# Elements whose content is never article text: code, page chrome, widgets. <header> is handled
-# apart (see _HTMLText).
-_HTML_DROPPED = frozenset(
-    {
-        *("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form"),
-        *("button", "svg", "iframe", "select", "canvas", "object", "audio", "video"),
-    }
-)
-# Paragraph-level elements become a blank line, line-level ones a line break, table cells a space.
-_HTML_PARAGRAPHS = frozenset(
-    {
-        *("p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"),
-        *("pre", "table", "ul", "ol", "dl", "figure", "figcaption", "address", "hr", "details"),
-        *("summary", "caption", "fieldset"),
-    }
-)
-_HTML_LINES = frozenset({"br", "li", "tr", "dt", "dd"})
-_HTML_CELLS = frozenset({"td", "th"})
-_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # HTML's own whitespace: NBSP is content, kept
-_BLANK_LINES = re.compile(r"\n{3,}")
-_SPACES = re.compile(" {2,}")
-
-
-class _HTMLText(HTMLParser):
-    """Collects the visible text and the first <title> of a page (entities already unescaped)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title_parts: list[str] = []
-        self._dropped_depth = 0
-        self._article_depth = 0
-        # One entry per open <header>: whether it was dropped. A header inside <article>/<main>
-        # holds the headline and byline of the story, not site chrome, so that one is kept.
-        self._headers: list[bool] = []
-        self._in_title = False
-        self._title_done = False
-        # Line breaks wait here until the next visible text, so that nested or adjacent blocks
-        # (</li><li>, </p></div>) give one break, the strongest asked for, instead of a pile.
-        self._pending_breaks = 0
-
-    def _break(self, count: int) -> None:
-        self._pending_breaks = max(self._pending_breaks, count)
-
-    def _drops(self, tag: str) -> bool:
-        if tag == "header":
-            dropped = self._dropped_depth > 0 or self._article_depth == 0
-            self._headers.append(dropped)
-            return dropped
-        return tag in _HTML_DROPPED
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._drops(tag):
-            self._dropped_depth += 1
-            return
-        if self._dropped_depth:
-            return
-        if tag in ("article", "main"):
-            self._article_depth += 1
-        if tag == "title" and not self._title_done:
-            self._in_title = True
-        elif tag == "br":  # unlike blocks, breaks add up: <br><br> is a blank line
-            self._pending_breaks = min(2, self._pending_breaks + 1)
-        elif tag in _HTML_PARAGRAPHS:
-            self._break(2)
-        elif tag in _HTML_LINES:
-            self._break(1)
-        elif tag in _HTML_CELLS:
-            self.handle_data(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "header":
-            closes_dropped = self._headers.pop() if self._headers else False  # a stray </header>
-        else:
-            closes_dropped = tag in _HTML_DROPPED
-        if closes_dropped:
-            self._dropped_depth = max(0, self._dropped_depth - 1)
-            return
-        if self._dropped_depth:
-            return
-        if tag in ("article", "main"):
-            self._article_depth = max(0, self._article_depth - 1)
-        if tag == "title" and self._in_title:
-            self._in_title, self._title_done = False, True
-        elif tag in _HTML_PARAGRAPHS:
-            self._break(2)
-        elif tag in _HTML_LINES and tag != "br":  # <br/> reports an end tag too: counted once
-            self._break(1)
-
-    def handle_data(self, data: str) -> None:
-        if self._dropped_depth:
-            return
-        if self._in_title:
-            self.title_parts.append(data)
-            return
-        text = _HTML_SPACE.sub(" ", data)
-        if text == " ":  # whitespace between tags: a word separator unless a line break is due
-            if not self._pending_breaks:
-                self.parts.append(" ")
-            return
-        if self._pending_breaks:
-            self.parts.append("\n" * self._pending_breaks)
-            self._pending_breaks = 0
-        self.parts.append(text)
-
-
-def html_to_text(html: str) -> tuple[str | None, str]:
-    """(the <title> text or None, the visible text with one blank line at most between blocks)."""
-    parser = _HTMLText()
-    parser.feed(html)
-    parser.close()
-    joined = _SPACES.sub(" ", "".join(parser.parts))  # adjacent text nodes may each end in a space
-    lines = (line.strip() for line in joined.split("\n"))
-    text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-    title = clean_text("".join(parser.title_parts))
-    return title or None, text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,14 +199,22 @@ def _make(
 
 
 def _parse(data: bytes, suffix: str, *, doc_id: str, source: str) -> Document:
-    """A Document from the bytes of a .txt, .md, .html or .htm file."""
+    """A Document from the bytes of a .txt, .md, .html, .htm, .pdf or .docx file."""
+    if suffix in BINARY_SUFFIXES:
+        _check_size(len(data))
+        if suffix == ".pdf":
+            from qa.formats.pdf import extract_pdf as extract
+        else:
+            from qa.formats.docx import extract_docx as extract
+        found = extract(data)
+        return _make(found.text, doc_id=doc_id, title=found.title, source=source, meta=found.meta)
     text = _decode(data)
     if suffix in (".html", ".htm"):
-        html_title, body = html_to_text(text)
-        if not clean_text(body):
-            raise DocumentError("no text left after removing the HTML markup")
-        page_title = without_site_name(html_title) if html_title else None
-        return _make(body, doc_id=doc_id, title=page_title, source=source)
+        from qa.formats.html import extract_html  # trafilatura takes ~0.4 s to import: only when needed
+
+        page = extract_html(text)
+        page_title = without_site_name(page.title) if page.title else None
+        return _make(page.text, doc_id=doc_id, title=page_title, source=source, meta=page.meta)
     return _make(text, doc_id=doc_id, title=None, source=source, markdown=suffix == ".md")
 
 

@@ -107,7 +107,7 @@ def test_a_folder_is_walked_recursively_in_sorted_order_ignoring_other_files(tmp
         "a.md": "# ay",
         "sub/c.html": "<p>see</p>",
         "sub/deeper/d.txt": "dee",
-        "notes.pdf": "not a document",
+        "notes.odt": "not a supported type",
         "image.png": "\x89PNG",
         ".secret.txt": "hidden file",
         ".hidden/e.txt": "hidden folder",
@@ -121,12 +121,13 @@ def test_a_folder_is_walked_recursively_in_sorted_order_ignoring_other_files(tmp
 
 
 def test_an_unsupported_file_named_explicitly_is_skipped(tmp_path):
-    path = tmp_path / "report.pdf"
-    path.write_bytes(b"%PDF-1.4")
+    path = tmp_path / "report.odt"
+    path.write_bytes(b"PK\x03\x04")
     [skipped] = read(path)
     assert isinstance(skipped, Skipped)
     assert skipped.path == str(path)
-    assert "unsupported file type '.pdf'" in skipped.reason
+    assert "unsupported file type '.odt'" in skipped.reason
+    assert ".pdf, .docx" in skipped.reason
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ _DOCUMENT_FILE = Schema(
         "file": Schema(
             type=OpenAPIType.STRING,
             format=OpenAPIFormat.BINARY,
-            description=f"A UTF-8 {', '.join(UPLOAD_SUFFIXES)} file up to the server's limit "
+            description=f"A {', '.join(UPLOAD_SUFFIXES)} file (text files in UTF-8) up to the server's limit "
             "(QA_MAX_API_DOCUMENT_BYTES, 2 MiB by default); its name without suffix becomes the id.",
         )
     },
