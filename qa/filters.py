@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from qa.errors import QuestionError
 from qa.metadata import parse_lang, parse_published
+from qa.textnorm import clean_text
 
 FILTER_KEYS = ("documents", "sources", "tags", "lang", "published_after", "published_before")
 MAX_FILTER_VALUES = 1000
@@ -64,12 +65,14 @@ def _strings(value: object, key: str) -> tuple[str, ...]:
         raise QuestionError(f"filter.{key} is an empty list, which no document matches; leave the key out")
     if len(items) > MAX_FILTER_VALUES:
         raise QuestionError(f"filter.{key} has {len(items)} values; the limit is {MAX_FILTER_VALUES}")
-    if any(not item.strip() for item in items):
-        raise QuestionError(f"filter.{key} holds an empty string")
+    if any(not clean_text(item) for item in items):
+        raise QuestionError(f"filter.{key} holds a value with nothing visible in it")
     return tuple(dict.fromkeys(item.strip() for item in items))
 
 
 def _bound(value: object, key: str) -> str | None:
+    if value == "":  # in JSON, an empty string is a mistake; leave the key out (or null) for no bound
+        raise QuestionError(f"filter.{key} is an empty string, not a date; leave the key out for no bound")
     try:
         return parse_published(value, field=f"filter.{key}")
     except ValueError as exc:
@@ -100,12 +103,9 @@ def parse_filter(value: object) -> SearchFilter | None:
             langs = tuple(dict.fromkeys(str(parse_lang(code)) for code in langs))
         except ValueError as exc:
             raise QuestionError(f"filter.{exc}") from None
+    # An empty date range is a filter that matches nothing, as a source nobody uses is.
     after = _bound(value.get("published_after"), "published_after")
     before = _bound(value.get("published_before"), "published_before")
-    if after and before and before <= after:
-        raise QuestionError(
-            f"filter.published_before ({before}) must be later than filter.published_after ({after})"
-        )
     parsed = SearchFilter(
         documents=lists.get("documents"),
         sources=lists.get("sources"),

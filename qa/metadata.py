@@ -19,7 +19,8 @@ MAX_TAG_CHARS = 100
 MAX_URL_CHARS = 2000
 MAX_AUTHOR_CHARS = 300
 # ISO 639-1 (two letters) or 639-3 (three), optionally with a region: "ar", "en", "pt-BR".
-_LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?$")
+LANGUAGE_CODE_PATTERN = "^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
+_LANGUAGE_CODE = re.compile(LANGUAGE_CODE_PATTERN)
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

@@ -61,15 +61,13 @@ def test_a_filter_is_parsed_once_for_every_surface():
         ({"sources": 5}, "filter.sources must be a list of strings"),
         ({"tags": ["x", 3]}, "filter.tags must be a list of strings"),
         ({"tags": []}, "filter.tags is an empty list"),
-        ({"documents": [" "]}, "filter.documents holds an empty string"),
+        ({"documents": [" "]}, "filter.documents holds a value with nothing visible in it"),
+        ({"sources": ["\u200b"]}, "filter.sources holds a value with nothing visible in it"),
+        ({"published_before": ""}, "filter.published_before is an empty string, not a date"),
         ({"lang": "arabic!"}, "lang 'arabic!' is not a language code"),
         ({"published_after": "2019-13-01"}, "filter.published_after '2019-13-01' is not a real date"),
         ({"published_after": "last week"}, "is not an ISO 8601 date or datetime"),
         ({"published_before": 2019}, "filter.published_before must be a string"),
-        (
-            {"published_after": "2020-01-01", "published_before": "2019-01-01"},
-            "filter.published_before (2019-01-01) must be later than filter.published_after (2020-01-01)",
-        ),
         (["sources"], "filter must be an object"),
     ],
 )
@@ -141,6 +139,7 @@ def found(index: IndexBackend, encoder: FakeEncoder, mode: str, **keys) -> set[s
         ({"published_after": "2019-01-11", "published_before": "2019-02-01"}, {"a1"}),
         ({"sources": ["Reuters"], "tags": ["un"]}, {"r1"}),  # keys combine with AND
         ({"sources": ["Nobody"]}, set()),
+        ({"published_after": "2019-02-01", "published_before": "2019-01-01"}, set()),  # an empty range
     ],
 )
 def test_each_filter_key_keeps_only_matching_documents(news_index, fake_encoder, mode, keys, expected):
@@ -332,7 +331,6 @@ def test_post_ask_refuses_a_bad_filter_with_400(client, body, fragment):
     [
         ("q=envoy&source=AFP", "unknown query parameter 'source'"),
         ("q=envoy&published_after=yesterday", "is not an ISO 8601 date"),
-        ("q=envoy&published_after=2020-01-01&published_before=2019-01-01", "must be later than"),
         ("q=envoy&lang=xx-!", "is not a language code"),
     ],
 )
@@ -353,7 +351,9 @@ def test_the_web_form_filters_by_source_and_date_range(client):
     assert 'data-document="a1"' in page.text and 'data-document="r2"' not in page.text
     assert '<time datetime="2019-01-31T23:00:00Z">2019-01-31</time>' in page.text
     page = client.get("/", params={"q": "envoy", "since": "2019-02-01", "until": "2019-01-01"})
-    assert page.status_code == 400 and "until" in page.text and "must be later than" in page.text
+    assert page.status_code == 200 and "No passage answers this question" in page.text  # an empty range
+    page = client.get("/", params={"q": "envoy", "until": "31/01/2019"})
+    assert page.status_code == 400 and "until must be a date such as 2019-01-31" in page.text
 
 
 def test_documents_sent_to_the_api_keep_their_metadata(client, news_service):

@@ -28,6 +28,7 @@ from qa.api.documents import DocumentController
 from qa.api.errors import EXCEPTION_HANDLERS
 from qa.api.headers import complete_allow_header, security_headers
 from qa.api.health import health
+from qa.api.openapi_bodies import ClosedStructSchemaPlugin
 from qa.api.settings import MAX_JSON_BYTES, ApiSettings
 from qa.api.web import form, stylesheet
 from qa.errors import QAError
@@ -143,6 +144,7 @@ def create_app(
         middleware=middleware,
         before_send=[security_headers(DOCS_PATH), complete_allow_header],
         openapi_config=_openapi_config(),
+        plugins=[ClosedStructSchemaPlugin()],
         debug=debug,
     )
 

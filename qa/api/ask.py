@@ -10,7 +10,10 @@ from litestar.params import JSONBody, QueryParameter
 
 from qa.api.responses import errors
 from qa.api.schemas import (
+    DATE_SCHEMA,
+    FILTER_LIST_SCHEMA,
     K_SCHEMA,
+    LANG_LIST_SCHEMA,
     MODE_SCHEMA,
     PER_DOCUMENT_HELP,
     PER_DOCUMENT_SCHEMA,
@@ -85,19 +88,33 @@ class AskController(Controller):
             int | None, QueryParameter(description=PER_DOCUMENT_HELP, schema_extra=PER_DOCUMENT_SCHEMA)
         ] = None,
         raw: Annotated[bool, QueryParameter(description=RAW_HELP)] = False,
-        documents: Annotated[list[str] | None, QueryParameter(description="Only these document ids.")] = None,
-        sources: Annotated[list[str] | None, QueryParameter(description="Only these sources.")] = None,
+        documents: Annotated[
+            list[str] | None,
+            QueryParameter(description="Only these document ids.", schema_extra=FILTER_LIST_SCHEMA),
+        ] = None,
+        sources: Annotated[
+            list[str] | None,
+            QueryParameter(description="Only these sources.", schema_extra=FILTER_LIST_SCHEMA),
+        ] = None,
         tags: Annotated[
-            list[str] | None, QueryParameter(description="Documents with any of these tags.")
+            list[str] | None,
+            QueryParameter(description="Documents with any of these tags.", schema_extra=FILTER_LIST_SCHEMA),
         ] = None,
         lang: Annotated[
-            list[str] | None, QueryParameter(description="Only these languages (ar, en, ...).")
+            list[str] | None,
+            QueryParameter(description="Only these languages (ar, en, ...).", schema_extra=LANG_LIST_SCHEMA),
         ] = None,
         published_after: Annotated[
-            str | None, QueryParameter(description="Published on or after (ISO 8601 date or datetime).")
+            str | None,
+            QueryParameter(
+                description="Published on or after (ISO 8601 date or datetime).", schema_extra=DATE_SCHEMA
+            ),
         ] = None,
         published_before: Annotated[
-            str | None, QueryParameter(description="Published before (ISO 8601 date or datetime).")
+            str | None,
+            QueryParameter(
+                description="Published before (ISO 8601 date or datetime).", schema_extra=DATE_SCHEMA
+            ),
         ] = None,
     ) -> AskResponse:
         within = filter_from_options(

@@ -1,17 +1,22 @@
-"""OpenAPI for the one route that reads its body by hand: POST /api/documents takes JSON or a file.
-
-Litestar documents a request body from a handler's `data` type, which can name only one media
-type; this operation class describes both.
+"""OpenAPI beyond what Litestar infers: POST /api/documents takes JSON or a file (Litestar
+documents a request body from a handler's `data` type, which can name only one media type; the
+operation class describes both), and closed objects (structs that refuse unknown fields).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.typing import FieldDefinition
 
 from qa.api.validation import VISIBLE_CHARACTER
 from qa.documents import MAX_ID_CHARS, UPLOAD_SUFFIXES
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 # The rules of `qa.documents` as a schema, so that clients (and the schema fuzzer) know which
 # documents are accepted: text with something visible and no NUL (a NUL means binary data); an
@@ -68,3 +73,19 @@ class AddDocumentOperation(Operation):
                 "multipart/form-data": OpenAPIMediaType(schema=_DOCUMENT_FILE),
             },
         )
+
+
+class ClosedStructSchemaPlugin(StructSchemaPlugin):
+    """Documents a msgspec Struct declared with `forbid_unknown_fields` as what it is, an object
+    with no other properties (`additionalProperties: false`): clients learn that a misspelt
+    filter key is refused, and the schema fuzzer sends such keys expecting the 400."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return super().is_plugin_supported_field(field_definition) and bool(
+            field_definition.type_.__struct_config__.forbid_unknown_fields
+        )
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        schema.additional_properties = False
+        return schema

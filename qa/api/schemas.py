@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 
 from qa.api.validation import VISIBLE_CHARACTER
 from qa.filters import FILTER_HELP, MAX_FILTER_VALUES, SearchFilter, parse_filter
 from qa.index import StoredDocument
+from qa.metadata import LANGUAGE_CODE_PATTERN
 from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES
 
 # Ranges are documented here (the "extra" entries only shape the OpenAPI schema) and enforced by
@@ -54,23 +56,36 @@ PerDocument = Annotated[
 Raw = Annotated[bool, msgspec.Meta(description=RAW_HELP)]
 
 
-StringList = Annotated[list[str], msgspec.Meta(max_length=MAX_FILTER_VALUES)]
-IsoDate = Annotated[
-    str, msgspec.Meta(description="An ISO 8601 date or datetime, e.g. 2019-01-31 or 2019-01-31T09:30:00Z.")
-]
+# The filter's values as the OpenAPI document states them (the service checks them the same way):
+# something visible in each value, dates as ISO 8601 dates or datetimes, language codes.
+FILTER_VALUE_SCHEMA = Schema(type=OpenAPIType.STRING, pattern=VISIBLE_CHARACTER)
+FILTER_LIST_SCHEMA = {"items": FILTER_VALUE_SCHEMA, "min_items": 1, "max_items": MAX_FILTER_VALUES}
+DATE_SCHEMA = {
+    "type": None,
+    # Formats constrain strings only, so null (no bound) passes either.
+    "any_of": [Schema(format=OpenAPIFormat.DATE), Schema(format=OpenAPIFormat.DATE_TIME)],
+}
+LANGUAGE_CODE_SCHEMA = Schema(type=OpenAPIType.STRING, pattern=LANGUAGE_CODE_PATTERN)
+LANG_LIST_SCHEMA = {"items": LANGUAGE_CODE_SCHEMA, "min_items": 1, "max_items": MAX_FILTER_VALUES}
+
+
+def _filter_field(kind: object, description: str, extra: dict[str, object]) -> object:
+    return Annotated[kind | None, msgspec.Meta(description=description, extra_json_schema={"extra": extra})]
 
 
 class FilterIn(msgspec.Struct, forbid_unknown_fields=True):
     """Which documents may answer: every given key must match; a list matches any of its values."""
 
-    documents: Annotated[StringList | None, msgspec.Meta(description="Document ids.")] = None
-    sources: Annotated[StringList | None, msgspec.Meta(description="Sources, as documents give them.")] = None
-    tags: Annotated[StringList | None, msgspec.Meta(description="Documents with any of these tags.")] = None
-    lang: Annotated[
-        str | StringList | None, msgspec.Meta(description="A language code (ar, en, ...) or a list of them.")
-    ] = None
-    published_after: Annotated[IsoDate | None, msgspec.Meta(description="On or after (inclusive).")] = None
-    published_before: Annotated[IsoDate | None, msgspec.Meta(description="Before (exclusive).")] = None
+    documents: _filter_field(list[str], "Document ids.", FILTER_LIST_SCHEMA) = None  # type: ignore[valid-type]
+    sources: _filter_field(list[str], "Sources, as documents give them.", FILTER_LIST_SCHEMA) = None  # type: ignore[valid-type]
+    tags: _filter_field(list[str], "Documents with any of these tags.", FILTER_LIST_SCHEMA) = None  # type: ignore[valid-type]
+    lang: _filter_field(list[str], "Language codes (ar, en, ...).", LANG_LIST_SCHEMA) = None  # type: ignore[valid-type]
+    published_after: _filter_field(
+        str, "On or after (inclusive); an ISO 8601 date or datetime.", DATE_SCHEMA
+    ) = None  # type: ignore[valid-type]
+    published_before: _filter_field(str, "Before (exclusive); an ISO 8601 date or datetime.", DATE_SCHEMA) = (
+        None  # type: ignore[valid-type]
+    )
 
     def parsed(self) -> SearchFilter | None:
         """The filter the search service takes; QuestionError (400) for bad dates or values."""
