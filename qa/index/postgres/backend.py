@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,9 @@ from qa.index.base import (
 )
 from qa.index.postgres import lexical, schema
 from qa.index.postgres.errors import database_errors, unreachable
+from qa.index.postgres.filters import filter_condition
 from qa.index.postgres.location import PostgresLocation
+from qa.metadata import Metadata
 
 logger = logging.getLogger("qa.index")
 
@@ -61,6 +64,21 @@ def ef_search() -> int:
     value = os.environ.get("QA_HNSW_EF_SEARCH", "").strip()
     return max(1, int(value)) if value.isdigit() else DEFAULT_EF_SEARCH
 
+
+# A filtered dense search whose filter keeps at most this many passages is exact: every one of
+# them is compared, so it misses nothing however few documents the filter keeps. That costs about
+# 1 µs a passage at 384 dimensions (20,000 in ~20 ms, 1,000 in ~2 ms, at 100,000 passages on the
+# 2-core EPYC of docs/scaling.md), against ~5 ms for the HNSW path; this bounds the worst case
+# at a few HNSW searches. Above it the filter keeps so many passages that HNSW, with the filter
+# inside its iterative scan, finds k of them among a few thousand candidates (recall@10 0.99-1.0
+# against exact for filters keeping 1-50 % of 100,000 passages).
+EXACT_SEARCH_LIMIT = 20_000
+# pgvector's default cap on the candidates an iterative HNSW scan visits (hnsw.max_scan_tuples).
+# A filter keeping a share s of the passages needs about k / s candidates for k passages; s is at
+# least EXACT_SEARCH_LIMIT / passages on that path, so the cap is raised to that many times
+# SCAN_MARGIN on an index large enough to need it.
+DEFAULT_MAX_SCAN_TUPLES = 20_000
+SCAN_MARGIN = 4
 
 # A request waits this long for a connection before it is answered 503.
 POOL_TIMEOUT_S = 5.0
@@ -121,6 +139,54 @@ def _open_pool(location: PostgresLocation, *, read_only: bool, size: int, effort
     return pool
 
 
+# The columns `_document` reads, on the documents table `d`; {passages} is a count or 0.
+_DOCUMENT_COLUMNS = (
+    "d.id, d.title, d.source, {text}, d.content_hash, {passages},"
+    " d.published, d.lang, d.url, d.author, d.tags"
+)
+
+
+def _document_columns(*, text: bool, passages: bool) -> str:
+    return _DOCUMENT_COLUMNS.format(
+        text="d.text" if text else "''", passages="d.passage_count" if passages else "0"
+    )
+
+
+def _document(row: Sequence[Any]) -> StoredDocument:
+    """A document from the columns `_document_columns` lists."""
+    *fields, published, lang, url, author, tags = row
+    meta = Metadata(published=published, lang=lang, url=url, author=author, tags=tuple(tags or ()))
+    return StoredDocument(*fields, meta=meta)
+
+
+# Nearest passages: {restriction} is empty or joins the documents that match a filter. The HNSW
+# index serves the ORDER BY; with a filter, pgvector's iterative scan walks on until k passages
+# pass it (hnsw.iterative_scan, set per connection).
+_NEAREST = (
+    "SELECT p.id, -(p.embedding <#> %(q)s) FROM {schema}.passages p {restriction}"
+    " ORDER BY p.embedding <#> %(q)s LIMIT %(k)s"
+)
+# A row when the matching documents hold more than %(limit)s passages. A running sum over the
+# documents' own counts stops as soon as it passes the limit: it reads at most that many documents
+# and no passage (counting passages through the join took 10 ms at 100,000, twice an HNSW search).
+_MANY_MATCHING = (
+    "SELECT 1 FROM (SELECT sum(d.passage_count) OVER (ROWS UNBOUNDED PRECEDING) AS running"
+    " FROM {schema}.documents d WHERE {condition}) m WHERE running > %(limit)s LIMIT 1"
+)
+# Exact: the distance of every passage of every matching document, sorted. The passages are read
+# document by document through their index (a LATERAL subquery that OFFSET 0 keeps from being
+# flattened into a join the planner may turn into a scan of the whole table: 85 against 20 ms for
+# 20,000 passages of 100,000), and the ORDER BY is on a computed column, which the HNSW index
+# cannot serve: every matching passage is compared.
+_EXACT_NEAREST = (
+    "SELECT m.id, -m.distance FROM {schema}.documents d CROSS JOIN LATERAL ("
+    "  SELECT p.id, p.embedding <#> %(q)s AS distance FROM {schema}.passages p"
+    "  WHERE p.document_id = d.id OFFSET 0) m"
+    " WHERE {condition} ORDER BY m.distance, m.id LIMIT %(k)s"
+)
+_FILTERED = "JOIN {schema}.documents d ON d.id = p.document_id WHERE {condition}"
+
+
 class PostgresView(IndexView):
     def __init__(
         self,
@@ -139,9 +205,20 @@ class PostgresView(IndexView):
         self._display = display
         self._ef_search = effort
 
-    def _rows(self, query: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
+    def _rows(
+        self,
+        query: str | sql.Composable,
+        parameters: Sequence[Any] | dict[str, Any] = (),
+        *,
+        prepare: bool | None = None,
+    ) -> list[tuple]:
+        """Rows of `query`: a string whose {schema} is this index's, or SQL composed already."""
+        statement = sql.SQL(query).format(schema=self._schema) if isinstance(query, str) else query
         with database_errors(self._display, "read"):
-            return self._db.execute(sql.SQL(query).format(schema=self._schema), parameters).fetchall()
+            return self._db.execute(statement, parameters, prepare=prepare).fetchall()
+
+    def _sql(self, template: str, **parts: sql.Composable) -> sql.Composed:
+        return sql.SQL(template).format(schema=self._schema, **parts)
 
     def _iterate(self, query: str) -> Iterator[tuple]:
         with database_errors(self._display, "read"), self._db.cursor() as cursor:
@@ -157,12 +234,45 @@ class PostgresView(IndexView):
         if k > self._ef_search:
             self._rows("SELECT set_config('hnsw.ef_search', %s, true)", (str(k),))
         query = HalfVector(np.asarray(vector, dtype=np.float32).ravel())
-        rows = self._rows(
-            "SELECT id, -(embedding <#> %(q)s) FROM {schema}.passages"
-            " ORDER BY embedding <#> %(q)s LIMIT %(k)s",
-            {"q": query, "k": k},
-        )
+        if within is None or within.is_empty:
+            rows = self._rows(self._sql(_NEAREST, restriction=sql.SQL("")), {"q": query, "k": k})
+        else:
+            rows = self._filtered_nearest(query, k, within)
         return [(int(i), float(score)) for i, score in rows]
+
+    def _filtered_nearest(self, query: HalfVector, k: int, within: SearchFilter) -> list[tuple]:
+        """The k passages nearest `query` among those of documents matching `within`: searched
+        exactly when the filter keeps few passages, else by HNSW with the filter inside its scan."""
+        condition, parameters = filter_condition(within)
+        parameters |= {"q": query, "k": k}
+        exact = self._sql(_EXACT_NEAREST, condition=condition)
+        # Each query is planned for its own values (no prepared generic plan): the right plan for
+        # a filter keeping 30 passages is not the one for a filter keeping half of them.
+        many = self._rows(
+            self._sql(_MANY_MATCHING, condition=condition),
+            parameters | {"limit": EXACT_SEARCH_LIMIT},
+            prepare=False,
+        )
+        if not many:  # none at all too: the exact search then finds nothing, at once
+            return self._rows(exact, parameters, prepare=False)
+        self._allow_scan(k)
+        rows = self._rows(
+            self._sql(_NEAREST, restriction=self._sql(_FILTERED, condition=condition)),
+            parameters,
+            prepare=False,
+        )
+        if len(rows) < k:
+            # The iterative scan stopped at its cap (or its memory) before k passages passed the
+            # filter: a filter at odds with the question's neighbourhood. Exact is slower but whole.
+            rows = self._rows(exact, parameters, prepare=False)
+        return rows
+
+    def _allow_scan(self, k: int) -> None:
+        """Raise hnsw.max_scan_tuples for this view when the index is large enough that a filter
+        just above EXACT_SEARCH_LIMIT could need more candidates than pgvector's default."""
+        needed = SCAN_MARGIN * k * self._state.passages // max(EXACT_SEARCH_LIMIT, 1)
+        if needed > DEFAULT_MAX_SCAN_TUPLES:
+            self._rows("SELECT set_config('hnsw.max_scan_tuples', %s, true)", (str(needed),))
 
     def lexical_search(
         self, terms: Sequence[str], k: int, within: SearchFilter | None = None
@@ -170,14 +280,18 @@ class PostgresView(IndexView):
         wanted = lexical.query_tokens(terms)
         if not wanted or k <= 0 or self._state.passages == 0:
             return []
+        filtered = within is not None and not within.is_empty
+        condition, parameters = filter_condition(within) if filtered else (None, {})
         rows = self._rows(
-            lexical.BM25_SQL,
-            {
+            lexical.bm25_query(self._schema, condition),
+            parameters
+            | {
                 "terms": wanted,
                 "passages": float(self._state.passages),
                 "average_length": max(self._state.lexical_length / self._state.passages, 1e-9),
                 "k": k,
             },
+            prepare=False if filtered else None,  # a filter's plan depends on its values (see above)
         )
         return [(int(i), float(score)) for i, score in rows]
 
@@ -237,36 +351,33 @@ class PostgresView(IndexView):
         if not wanted:
             return {}
         rows = self._rows(
-            "SELECT id, title, source, text, content_hash, 0 FROM {schema}.documents WHERE id = ANY(%s)",
+            f"SELECT {_document_columns(text=True, passages=False)} FROM {{schema}}.documents d"
+            " WHERE d.id = ANY(%s)",
             (wanted,),
         )
-        return {row[0]: StoredDocument(*row) for row in rows}
+        return {row[0]: _document(row) for row in rows}
 
     def document(self, document_id: str) -> StoredDocument | None:
         rows = self._rows(
-            "SELECT d.id, d.title, d.source, d.text, d.content_hash,"
-            " (SELECT count(*) FROM {schema}.passages p WHERE p.document_id = d.id)"
-            " FROM {schema}.documents d WHERE d.id = %s",
+            f"SELECT {_document_columns(text=True, passages=True)} FROM {{schema}}.documents d"
+            " WHERE d.id = %s",
             (document_id,),
         )
-        return StoredDocument(*rows[0]) if rows else None
+        return _document(rows[0]) if rows else None
 
     def list_documents(self, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
         rows = self._rows(
-            "SELECT d.id, d.title, d.source, '', d.content_hash,"
-            " (SELECT count(*) FROM {schema}.passages p WHERE p.document_id = d.id)"
-            " FROM {schema}.documents d ORDER BY d.id LIMIT %s OFFSET %s",
+            f"SELECT {_document_columns(text=False, passages=True)} FROM {{schema}}.documents d"
+            " ORDER BY d.id LIMIT %s OFFSET %s",
             (limit, offset),
         )
-        return [StoredDocument(*row) for row in rows]
+        return [_document(row) for row in rows]
 
     def iter_documents(self) -> Iterator[StoredDocument]:
         for row in self._iterate(
-            "SELECT d.id, d.title, d.source, d.text, d.content_hash,"
-            " (SELECT count(*) FROM {schema}.passages p WHERE p.document_id = d.id)"
-            " FROM {schema}.documents d ORDER BY d.id"
+            f"SELECT {_document_columns(text=True, passages=True)} FROM {{schema}}.documents d ORDER BY d.id"
         ):
-            yield StoredDocument(*row)
+            yield _document(row)
 
     def iter_passages(self) -> Iterator[StoredPassage]:
         for row in self._iterate(
@@ -496,6 +607,25 @@ class PostgresIndex(IndexBackend):
                 pool.close()
 
 
+def _document_row(document: DocumentUpsert, added_at: datetime) -> tuple:
+    """The documents table's row of an upsert (the columns `_Writer.add` copies)."""
+    meta = document.meta
+    return (
+        document.id,
+        document.title,
+        document.source,
+        document.text,
+        document.content_hash,
+        added_at,
+        len(document.passages),
+        meta.published,
+        meta.lang,
+        meta.url,
+        meta.author,
+        list(meta.tags),
+    )
+
+
 class _Writer:
     """The statements of one write, inside its transaction, after the state row is locked."""
 
@@ -555,16 +685,12 @@ class _Writer:
             if count
             else []
         )
-        self._execute(
-            "INSERT INTO {schema}.documents (id, title, source, text, content_hash, added_at)"
-            " SELECT * , now() FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])",
-            (
-                [d.id for d in documents],
-                [d.title for d in documents],
-                [d.source for d in documents],
-                [d.text for d in documents],
-                [d.content_hash for d in documents],
-            ),
+        (added_at,) = self._execute("SELECT now()").fetchone()  # the transaction's time, for every row
+        self._copy(
+            "documents (id, title, source, text, content_hash, added_at, passage_count,"
+            " published, lang, url, author, tags)",
+            [*["text"] * 5, "timestamptz", "integer", *["text"] * 4, "text[]"],
+            [_document_row(d, added_at) for d in documents],
         )
         passage_rows, posting_rows, sentence_rows = [], [], []
         frequencies: Counter[str] = Counter()

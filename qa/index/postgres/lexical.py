@@ -13,6 +13,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
+from psycopg import sql
+
 # Letters and digits, and the combining marks FTS5 counts as part of a word and then drops
 # (casefolding İ or ǰ leaves one: "i̇", "ǰ").
 _TOKEN = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+")
@@ -65,9 +67,26 @@ SELECT p.passage_id,
        sum(w.idf * p.frequency * ({k1} + 1)
            / (p.frequency + {k1} * (1 - {b} + {b} * p.passage_length / %(average_length)s))) AS score
 FROM wanted w JOIN {schema}.postings p ON p.term = w.term
+{restriction}
 GROUP BY p.passage_id
 ORDER BY score DESC, p.passage_id
 LIMIT %(k)s
 """
 # The constants written in once: they are the same for every query.
 BM25_SQL = _BM25_TEMPLATE.replace("{k1}", repr(K1)).replace("{b}", repr(B))
+# Only postings of passages whose document matches the filter's condition on `d`. The term
+# statistics (idf, average length) stay those of the whole index, as in the local backend.
+_RESTRICTION = """JOIN {schema}.passages pa ON pa.id = p.passage_id
+JOIN {schema}.documents d ON d.id = pa.document_id
+WHERE {condition}"""
+
+
+def bm25_query(schema: sql.Identifier, condition: sql.Composable | None = None) -> sql.Composed:
+    """BM25 over the index in `schema`, over the passages of documents matching `condition`
+    when given (see `qa.index.postgres.filters`)."""
+    restriction = (
+        sql.SQL(_RESTRICTION).format(schema=schema, condition=condition)
+        if condition is not None
+        else sql.SQL("")
+    )
+    return sql.SQL(BM25_SQL).format(schema=schema, restriction=restriction)

@@ -3,7 +3,8 @@
 meta        one row: schema version, model identity, chunking
 state       one row: version (one more with every write), counts, lexical totals; writers
             lock it first, so they apply one after another on the latest state
-documents   id, title, source, text, content hash
+documents   id, title, source, text, content hash, number of passages, metadata (published,
+            lang, url, author, tags) with the indexes the search filters use
 passages    id (never reused), document, character span, term count, embedding halfvec(d)
             with an HNSW index for inner product
 sentences   document, character span, vector (float16 bytes, like the local backend)
@@ -23,7 +24,9 @@ from psycopg import sql
 
 from qa.errors import IndexStateError
 
-SCHEMA_VERSION = 1
+# 1: the first release; 2: document metadata (published, lang, url, author, tags) with its indexes,
+# and each document's number of passages.
+SCHEMA_VERSION = 2
 # HNSW build parameters. At 100,000 passages (vectors modelled on the real ones), m = 16 (pgvector's
 # default) needed ef_search 300 for recall@10 0.95; m = 32 reaches it at ef_search ~120, which is
 # faster, for a 17 % larger index and slower inserts. ef_construction 128 against 64 changed
@@ -55,7 +58,13 @@ CREATE TABLE {schema}.documents (
     source text NOT NULL,
     text text NOT NULL,
     content_hash text NOT NULL,
-    added_at timestamptz NOT NULL
+    added_at timestamptz NOT NULL,
+    passage_count integer NOT NULL DEFAULT 0,
+    published text COLLATE "C",
+    lang text,
+    url text,
+    author text,
+    tags text[] NOT NULL DEFAULT '{{}}'
 );
 CREATE SEQUENCE {schema}.passage_ids;
 CREATE TABLE {schema}.passages (
@@ -87,6 +96,29 @@ CREATE INDEX postings_by_passage ON {schema}.postings (passage_id);
 CREATE TABLE {schema}.terms (term text PRIMARY KEY, passages integer NOT NULL);
 CREATE TABLE {schema}.words (id bigserial PRIMARY KEY, word text NOT NULL UNIQUE);
 INSERT INTO {schema}.state VALUES (1, 0, 0, 0, 0, now());
+"""
+# The metadata filters' indexes (qa.index.postgres.filters): tags by overlap (GIN), the others by
+# equality or range. `published` is ISO text that sorts as time only byte by byte (a locale's
+# collation may skip the '-' and ':'), hence COLLATE "C" on the column, so its index serves ranges.
+_METADATA_INDEXES = """
+CREATE INDEX IF NOT EXISTS documents_by_tags ON {schema}.documents USING gin (tags);
+CREATE INDEX IF NOT EXISTS documents_by_published ON {schema}.documents (published);
+CREATE INDEX IF NOT EXISTS documents_by_source ON {schema}.documents (source);
+CREATE INDEX IF NOT EXISTS documents_by_lang ON {schema}.documents (lang);
+"""
+# Version 1 to 2. Columns added without a volatile default change no row (PostgreSQL 11 and
+# later); the passage counts are filled in by one pass over the passages.
+_METADATA_COLUMNS = """
+ALTER TABLE {schema}.documents
+    ADD COLUMN IF NOT EXISTS passage_count integer NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS published text COLLATE "C",
+    ADD COLUMN IF NOT EXISTS lang text,
+    ADD COLUMN IF NOT EXISTS url text,
+    ADD COLUMN IF NOT EXISTS author text,
+    ADD COLUMN IF NOT EXISTS tags text[] NOT NULL DEFAULT '{{}}';
+UPDATE {schema}.documents d SET passage_count = c.n
+    FROM (SELECT document_id, count(*) AS n FROM {schema}.passages GROUP BY document_id) c
+    WHERE c.document_id = d.id;
 """
 
 
@@ -151,6 +183,7 @@ def create(
                 ef_construction=sql.Literal(HNSW_EF_CONSTRUCTION),
             )
         )
+        connection.execute(sql.SQL(_METADATA_INDEXES).format(schema=name))
         connection.execute(
             sql.SQL(
                 "INSERT INTO {}.meta (id, schema_version, model, chunking) VALUES (1, %s, %s, %s)"
@@ -161,11 +194,32 @@ def create(
 
 
 def migrate(connection: psycopg.Connection, schema: str, meta: dict[str, Any], display: str) -> None:
-    """Bring an index written by an older version up to `SCHEMA_VERSION` (none exist yet); refuse
-    one written by a newer version."""
-    if meta["schema_version"] > SCHEMA_VERSION:
+    """Bring an index written by an older version up to `SCHEMA_VERSION`; refuse one written by a
+    newer version. Under the creation lock, reading the version again inside it: two processes
+    opening an old index at once upgrade it once."""
+    _refuse_newer(meta["schema_version"], display)
+    if meta["schema_version"] == SCHEMA_VERSION:
+        return
+    name = sql.Identifier(schema)
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATION_LOCK,))
+        current = read_meta(connection, schema)
+        version = current["schema_version"] if current else SCHEMA_VERSION
+        _refuse_newer(version, display)
+        if version < 2:
+            connection.execute(sql.SQL(_METADATA_COLUMNS).format(schema=name))
+            connection.execute(sql.SQL(_METADATA_INDEXES).format(schema=name))
+        if version < SCHEMA_VERSION:
+            connection.execute(
+                sql.SQL("UPDATE {}.meta SET schema_version = %s").format(name), (SCHEMA_VERSION,)
+            )
+    meta["schema_version"] = SCHEMA_VERSION
+
+
+def _refuse_newer(version: int, display: str) -> None:
+    if version > SCHEMA_VERSION:
         raise IndexStateError(
-            f"the index at {display} has schema version {meta['schema_version']}; this version of qa reads "
+            f"the index at {display} has schema version {version}; this version of qa reads "
             f"up to {SCHEMA_VERSION}. Upgrade qa"
         )
 
