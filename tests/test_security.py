@@ -147,7 +147,9 @@ def test_a_hostile_document_shows_as_text_in_the_page(client: TestClient) -> Non
     assert_inert(page.text)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
-    assert "javascript:" not in page.text  # the source is not linked
+    # The source is shown as text for the citation, never as a link.
+    assert "<bdi>javascript:alert(4)</bdi>" in page.text
+    assert 'href="javascript:' not in page.text and "href='javascript:" not in page.text
 
 
 @pytest.mark.parametrize(
