@@ -104,7 +104,7 @@ class IndexedPassage:
 
 
 @contextmanager
-def _scratch_location(name: str, index_url: str | None) -> Iterator[Path | str]:
+def scratch_location(name: str, index_url: str | None) -> Iterator[Path | str]:
     if index_url is None:
         with tempfile.TemporaryDirectory(prefix=f"qa-eval-{name}-") as tmp:
             yield Path(tmp) / "index"
@@ -194,7 +194,7 @@ def evaluate_set(
     chunking = chunking or ChunkingSettings()
     timings: dict[str, float] = {}
     results: dict[str, ModeResult] = {}
-    with _scratch_location(eval_set.name, index_url) as location:
+    with scratch_location(eval_set.name, index_url) as location:
         started = time.perf_counter()
         index, passages = build_index(location, eval_set, encoder, chunking)
         timings["index"] = time.perf_counter() - started
