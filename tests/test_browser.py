@@ -181,3 +181,36 @@ def test_document_with_a_script_shows_as_text_and_never_runs(
         assert dialogs == []
     finally:
         httpx.delete(f"{server}/api/documents/xss-probe", headers=auth).raise_for_status()
+
+
+def test_form_filters_by_source_and_date_range(server: str, browser: Callable[..., BrowserContext]) -> None:
+    """The source box and the date range, filled in a real browser, keep only matching articles."""
+    articles = [
+        ("envoy-reuters", "Reuters", "2019-01-20", "The envoy Geir Pedersen met the committee in Geneva."),
+        ("envoy-afp-jan", "AFP", "2019-01-31T23:30:00Z", "The envoy Geir Pedersen met officials in Geneva."),
+        ("envoy-afp-feb", "AFP", "2019-02-02", "The envoy Geir Pedersen met the opposition in Geneva."),
+    ]
+    for doc_id, source, published, text in articles:
+        sent = {
+            "id": doc_id,
+            "title": f"Envoy ({source})",
+            "text": text,
+            "source": source,
+            "published": published,
+        }
+        response = httpx.post(
+            f"{server}/api/documents", json=sent, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120
+        )
+        assert response.status_code in (200, 201), response.text
+    page: Page = browser(javascript=False).new_page()
+    page.goto(f"{server}/")
+    page.fill('input[name="q"]', "whom did the envoy Pedersen meet in Geneva")
+    page.fill('input[name="source"]', "AFP")
+    page.fill('input[name="since"]', "2019-01-01")
+    page.fill('input[name="until"]', "2019-01-31")  # the last day included
+    page.click('button[type="submit"]')
+    page.wait_for_url(re.compile(r"source=AFP&since=2019-01-01&until=2019-01-31"))
+    shown = [hit.get_attribute("data-document") for hit in page.locator("li.hit").all()]
+    assert shown == ["envoy-afp-jan"]
+    assert page.locator("li.hit time").first.get_attribute("datetime") == "2019-01-31T23:30:00Z"
+    assert page.input_value('input[name="until"]') == "2019-01-31"  # the form keeps what was asked

@@ -167,3 +167,68 @@ def test_the_real_model_recognizes_an_index_fingerprinted_by_the_former_rule(tmp
     write_format_2(directory, recorded, FakeEncoder(dimension=identity.dimension))
     open_index(directory, identity).close()
     assert json.loads((directory / MANIFEST).read_text())["model"]["fingerprint"] == identity.fingerprint
+
+
+def _drop_metadata(store_path: Path) -> None:
+    """Make a store look like one written before metadata (format 3 without its columns)."""
+    db = sqlite3.connect(store_path)
+    for index_name in ("documents_by_published", "documents_by_source"):
+        db.execute(f"DROP INDEX {index_name}")
+    db.execute("DROP TABLE document_tags")
+    for column in ("published", "lang", "url", "author", "tags"):
+        db.execute(f"ALTER TABLE documents DROP COLUMN {column}")
+    db.commit()
+    db.close()
+
+
+def test_an_index_written_before_metadata_gets_its_columns_on_open(tmp_path: Path) -> None:
+    from qa.documents import Document
+    from qa.filters import SearchFilter
+    from qa.index.local import store
+    from qa.ingest import ingest_documents
+    from qa.metadata import Metadata
+
+    encoder = FakeEncoder()
+    directory = tmp_path / "index"
+    with open_index(directory, model_identity(encoder)) as index:
+        ingest_documents(index, encoder, [Document("old", "Old", "Mustafa met Jeffrey in Brussels.", "s")])
+    _drop_metadata(directory / store.STORE_FILE)
+    with open_index(directory, model_identity(encoder)) as index:
+        with index.view() as view:
+            old = view.document("old")
+            assert old is not None and old.meta == Metadata()
+        tagged = Document("new", "New", "The envoy met the committee in Geneva.", "s", Metadata(tags=("un",)))
+        ingest_documents(index, encoder, [tagged])
+        service = SearchService(index, encoder)
+        hits = service.ask("envoy met", k=5, filter=SearchFilter(tags=("un",))).passages
+        assert [hit.document.id for hit in hits] == ["new"]
+    db = sqlite3.connect(directory / store.STORE_FILE)
+    assert store.has_metadata(db)
+    db.close()
+
+
+def test_an_old_index_that_cannot_be_upgraded_reads_without_metadata(tmp_path: Path, monkeypatch) -> None:
+    """On a read-only mount the columns cannot be added: documents read with no metadata, and a
+    metadata filter matches nothing (ids and sources still filter)."""
+    import os
+
+    from qa.documents import Document
+    from qa.filters import SearchFilter
+    from qa.index.local import store
+    from qa.ingest import ingest_documents
+    from qa.metadata import Metadata
+
+    encoder = FakeEncoder()
+    directory = tmp_path / "index"
+    with open_index(directory, model_identity(encoder)) as index:
+        ingest_documents(index, encoder, [Document("old", "Old", "Mustafa met Jeffrey in Brussels.", "s")])
+    _drop_metadata(directory / store.STORE_FILE)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)  # as on a read-only mount
+    with open_index(directory, model_identity(encoder)) as index:
+        service = SearchService(index, encoder)
+        hit = service.ask("Jeffrey Brussels", k=1).passages[0]
+        assert hit.document.id == "old" and hit.document.tags == [] and hit.document.published is None
+        assert service.ask("Jeffrey", k=5, filter=SearchFilter(tags=("un",))).passages == []
+        assert service.ask("Jeffrey", k=5, filter=SearchFilter(sources=("s",))).passages[0].document.id == "old"
+        with index.view() as view:
+            assert view.document("old").meta == Metadata()
