@@ -229,6 +229,8 @@ def test_an_old_index_that_cannot_be_upgraded_reads_without_metadata(tmp_path: P
         hit = service.ask("Jeffrey Brussels", k=1).passages[0]
         assert hit.document.id == "old" and hit.document.tags == [] and hit.document.published is None
         assert service.ask("Jeffrey", k=5, filter=SearchFilter(tags=("un",))).passages == []
-        assert service.ask("Jeffrey", k=5, filter=SearchFilter(sources=("s",))).passages[0].document.id == "old"
+        assert (
+            service.ask("Jeffrey", k=5, filter=SearchFilter(sources=("s",))).passages[0].document.id == "old"
+        )
         with index.view() as view:
             assert view.document("old").meta == Metadata()
