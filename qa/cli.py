@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from embeddings.errors import ModelError
 from qa.errors import QAError
 
 INDEX_OPTION = click.option(
@@ -28,7 +27,7 @@ class QAGroup(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (ModelError, QAError) as exc:
+        except QAError as exc:
             raise click.ClickException(str(exc)) from exc
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from qa.chunking import is_boilerplate
 from qa.errors import DocumentError, UnsupportedTypeError
+from qa.folders import link_problem, walk
 from qa.language import detect_language
 from qa.metadata import Metadata, parse_metadata
 from qa.textnorm import clean_text
@@ -324,26 +325,17 @@ def _read_file(path: Path, shown: str) -> Iterator[Document | Skipped]:
         yield Skipped(shown, str(exc))
 
 
-def _walk(folder: Path) -> list[Path]:
-    """Supported, non-hidden files under `folder` (hidden folders pruned), in sorted path order."""
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [name for name in dirs if not name.startswith(".")]
-        for name in files:
-            path = Path(root, name)
-            if not name.startswith(".") and _is_supported(path) and path.is_file():
-                found.append(path)
-    return sorted(found, key=lambda path: path.relative_to(folder).parts)
-
-
 def iter_documents(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
     """Documents (and Skipped entries) from files and folders, in the order given.
 
-    All paths are checked before anything is read, so a typo fails at once with DocumentError
-    instead of after half a collection has been ingested.
+    All paths are checked before anything is read, so a typo (or a link that leads nowhere) fails
+    at once with DocumentError instead of after half a collection has been ingested.
     """
     given = [str(path) for path in paths]
     for shown in given:
+        problem = link_problem(Path(shown)) if shown else None
+        if problem:
+            raise DocumentError(f"{shown}: {problem}")
         if not shown or not os.path.exists(shown):
             raise DocumentError(f"no such file or folder: {shown}")
     return _iter_existing(given)
@@ -353,8 +345,11 @@ def _iter_existing(given: list[str]) -> Iterator[Document | Skipped]:
     for shown in given:
         path = Path(shown)
         if path.is_dir():
-            for file in _walk(path):
-                yield from _read_file(file, str(file))
+            for file, problem in walk(path, _is_supported):
+                if problem:
+                    yield Skipped(str(file), problem)
+                else:
+                    yield from _read_file(file, str(file))
         else:
             yield from _read_file(path, shown)
 

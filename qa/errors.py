@@ -1,7 +1,9 @@
 """Domain errors of the search service.
 
 Every message is written for the person using the service (CLI line, HTTP error body), so the
-layers that catch these show `str(exc)` unchanged instead of a traceback.
+layers that catch these show `str(exc)` unchanged instead of a traceback. `QAError` is the one
+root: the model's errors (`embeddings.errors.ModelError`) derive from it too, so catching `QAError`
+catches every error a user can act on. This module imports nothing, so `embeddings` can use it.
 """
 
 

@@ -76,13 +76,31 @@ class _Candidate:
     best_sentence_score: float
 
 
+EMPTY_QUESTION = "the question is empty; ask something, e.g. 'who met Jeffrey in Brussels'"
+EMPTY_AFTER_CLEANING = (
+    "the question is empty once invisible characters (control, format, bidi and zero-width marks) "
+    "are removed; ask something, e.g. 'who met Jeffrey in Brussels'"
+)
+
+
 def validate_question(question: str) -> str:
+    """The question without surrounding whitespace, or QuestionError when it is empty, too long, or
+    has nothing visible.
+
+    The one check of a question: the service calls it, so the CLI, the HTTP API, the web form and
+    MCP refuse the same questions with the same words. A question made only of characters that
+    cleaning removes (NUL, bidi and zero-width marks, other control and format characters,
+    tatweel) passes the whitespace test but asks nothing; the OpenAPI `pattern` of a question
+    (`qa.api.validation.VISIBLE_CHARACTER`) states the same rule.
+    """
     if not isinstance(question, str) or not question.strip():
-        raise QuestionError("the question is empty; ask something, e.g. 'who met Jeffrey in Brussels'")
+        raise QuestionError(EMPTY_QUESTION)
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(
             f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}"
         )
+    if not clean_text(question):
+        raise QuestionError(EMPTY_AFTER_CLEANING)
     return question.strip()
 
 

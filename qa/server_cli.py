@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import logging
+import math
 import socket
 
 import click
 from litestar import Litestar
+
+DEFAULT_IDLE_TIMEOUT_S = 5.0  # uvicorn's keep-alive default
+
+
+class _Seconds(click.ParamType):
+    """A positive number of seconds; the message names the variable too, since it is usually
+    set there rather than as an option."""
+
+    name = "seconds"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value!r} is not a number of seconds above 0 (QA_IDLE_TIMEOUT_S)", param, ctx)
+        return seconds
 
 
 def _url(host: str, port: int) -> str:
@@ -48,7 +67,17 @@ class _QuietKnownStartupError(logging.Filter):
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one)."
 )
-def serve(index_dir: str, read_index: str | None, host: str, port: int) -> None:
+@click.option(
+    "--idle-timeout",
+    "idle_timeout",
+    envvar="QA_IDLE_TIMEOUT_S",
+    type=_Seconds(),
+    default=DEFAULT_IDLE_TIMEOUT_S,
+    show_default=True,
+    help="Seconds a connection may take to send a whole request head, from opening or from its last "
+    "response; then it is closed (env QA_IDLE_TIMEOUT_S).",
+)
+def serve(index_dir: str, read_index: str | None, host: str, port: int, idle_timeout: float) -> None:
     """Serve the web form (/), the JSON API (/api, docs at /schema) and MCP for chatbots (/mcp).
 
     The model and the index load once at start-up; the address is printed when the server
@@ -64,6 +93,7 @@ def serve(index_dir: str, read_index: str | None, host: str, port: int) -> None:
     import uvicorn
 
     from qa.api import create_app
+    from qa.idle import idle_timeout_protocol
 
     app = create_app(index_dir=index_dir, read_location=read_index, host=host)
 
@@ -75,7 +105,16 @@ def serve(index_dir: str, read_index: str | None, host: str, port: int) -> None:
                 # stdout, flushed: scripts and tests read the address from here (port 0 too).
                 click.echo(f"Serving on {_url(host, bound_port)}  (web form /, API docs /schema)")
 
-    server = AnnouncingServer(uvicorn.Config(app, host=host, port=port, lifespan="on"))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        # uvicorn's own timeouts never close a connection that sends nothing (see qa.idle).
+        http=idle_timeout_protocol(idle_timeout),
+        timeout_keep_alive=math.ceil(idle_timeout),  # later than ours, so ours decides
+    )
+    server = AnnouncingServer(config)
     logging.getLogger("uvicorn.error").addFilter(_QuietKnownStartupError(app))  # after Config set up logging
     try:
         server.run()

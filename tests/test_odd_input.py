@@ -3,18 +3,24 @@ service and over HTTP (API and web form)."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 
+import anyio
 import pytest
+from click.testing import CliRunner
 from litestar.testing import TestClient
+from mcp.client import Client
+from mcp_types import CallToolResult
 
 from qa.api import ApiSettings, create_app
-from qa.api.validation import EMPTY_AFTER_CLEANING
+from qa.cli import main
 from qa.documents import document_from_text
 from qa.errors import DocumentError, QuestionError
 from qa.index import open_index
 from qa.ingest import ingest_documents
-from qa.search import SearchService
+from qa.mcp import build_server
+from qa.search import EMPTY_AFTER_CLEANING, SearchService
 from qa.service import model_identity
 
 ODD_TEXTS = {
@@ -50,7 +56,7 @@ def test_odd_questions_are_answered_without_error(service, question, mode):
         assert hit.text and hit.answer.text
 
 
-@pytest.mark.parametrize("question", ["", "   ", "\n\t", "\u200b"[:0]])
+@pytest.mark.parametrize("question", ["", "   ", "\n\t", "\u200b", " \u200b\u200f "])
 def test_empty_questions_are_refused(service, question):
     with pytest.raises(QuestionError, match="empty"):
         service.ask(question)
@@ -145,6 +151,33 @@ def test_questions_with_nothing_visible_are_400_everywhere(client, question):
     assert (got.status_code, got.json()["detail"]) == (400, EMPTY_AFTER_CLEANING)
     form = client.get("/", params={"q": question})
     assert form.status_code == 400 and "the question is empty" in form.text
+
+
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def test_a_zero_width_space_question_is_refused_in_the_same_words_on_every_surface(
+    service: SearchService, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI gets the fake-encoder service: had it no check of its own, the service's would run.
+    monkeypatch.setattr("qa.service.open_service", lambda *args, **kwargs: service)
+    cli = CliRunner().invoke(main, ["ask", ZERO_WIDTH_SPACE])
+    assert cli.exit_code == 1 and cli.stderr.strip() == f"Error: {EMPTY_AFTER_CLEANING}"
+
+    posted = client.post("/api/ask", json={"question": ZERO_WIDTH_SPACE})
+    assert (posted.status_code, posted.json()["detail"]) == (400, EMPTY_AFTER_CLEANING)
+    got = client.get("/api/ask", params={"q": ZERO_WIDTH_SPACE})
+    assert (got.status_code, got.json()["detail"]) == (400, EMPTY_AFTER_CLEANING)
+
+    form = client.get("/", params={"q": ZERO_WIDTH_SPACE})
+    assert form.status_code == 400 and html.escape(EMPTY_AFTER_CLEANING) in form.text
+
+    async def ask_over_mcp() -> CallToolResult:
+        async with Client(build_server(lambda: service, writes=False)) as session:
+            return await session.call_tool("ask", {"question": ZERO_WIDTH_SPACE})
+
+    refused = anyio.run(ask_over_mcp)
+    assert refused.is_error and [block.text for block in refused.content] == [EMPTY_AFTER_CLEANING]
 
 
 @pytest.mark.parametrize("text", INDEXABLE.values(), ids=INDEXABLE.keys())

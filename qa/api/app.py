@@ -21,7 +21,6 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from embeddings.encoder import TextEncoder
-from embeddings.errors import ModelError
 from qa.api.ask import AskController
 from qa.api.dependencies import provide_service, provide_settings
 from qa.api.documents import DocumentController
@@ -66,7 +65,7 @@ def _lifespan(
             try:
                 # Loading the model takes seconds of CPU; a thread keeps the loop responsive.
                 loaded = await anyio.to_thread.run_sync(lambda: _open_warm(index_dir, read_location, encoder))
-            except (ModelError, QAError) as exc:
+            except QAError as exc:
                 app.state.startup_error = str(exc)  # for `qa serve` to report as one clean line
                 raise
         app.state.service = loaded

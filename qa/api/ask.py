@@ -22,7 +22,7 @@ from qa.api.schemas import (
     AskRequest,
     AskRequestTypes,
 )
-from qa.api.validation import checked_question, refuse_unknown_parameters, strict_json_body
+from qa.api.validation import refuse_unknown_parameters, strict_json_body
 from qa.filters import FILTER_KEYS, filter_from_options
 from qa.schema import AskResponse
 from qa.search import MAX_K, MAX_QUESTION_CHARS, MODES, SearchService
@@ -49,7 +49,7 @@ class AskController(Controller):
     )
     def ask(self, data: JSONBody[AskRequest], service: NamedDependency[SearchService]) -> AskResponse:
         return service.ask(
-            checked_question(data.question),
+            data.question,
             k=data.k,
             mode=data.mode,
             per_document=data.per_document,
@@ -125,6 +125,4 @@ class AskController(Controller):
             published_after=published_after,
             published_before=published_before,
         )
-        return service.ask(
-            checked_question(q), k=k, mode=mode, per_document=per_document, raw=raw, filter=within
-        )
+        return service.ask(q, k=k, mode=mode, per_document=per_document, raw=raw, filter=within)

@@ -103,7 +103,6 @@ def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, An
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     QAError: _domain_error,
-    ModelError: _domain_error,
     ValidationException: _validation_error,
     UnicodeDecodeError: _undecodable_body,
     RecursionError: _too_deep,

@@ -1,10 +1,9 @@
 """What the HTTP shells check before the search service sees a request.
 
-`SearchService` refuses empty and over-long questions. A question made only of characters that
-cleaning removes (NUL, bidi and zero-width marks, other control and format characters, tatweel)
-passes its whitespace test but asks nothing, so the API and the web form refuse it too, as empty.
-JSON bodies are checked against their types strictly: Litestar converts leniently ("5" becomes
-5), while the OpenAPI schema promises clients exactly the JSON types it lists.
+Questions are checked by `SearchService` itself (`qa.search.validate_question`), for every surface
+alike; this module only states that rule in the OpenAPI schema (`VISIBLE_CHARACTER`). JSON bodies
+are checked against their types strictly: Litestar converts leniently ("5" becomes 5), while the
+OpenAPI schema promises clients exactly the JSON types it lists.
 """
 
 from __future__ import annotations
@@ -17,22 +16,7 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 
-from qa.errors import QuestionError
-from qa.search import validate_question
-from qa.textnorm import TATWEEL, clean_text
-
-EMPTY_AFTER_CLEANING = (
-    "the question is empty once invisible characters (control, format, bidi and zero-width marks) "
-    "are removed; ask something, e.g. 'who met Jeffrey in Brussels'"
-)
-
-
-def checked_question(question: str) -> str:
-    """The question unchanged, or QuestionError when it is empty, too long, or has nothing visible."""
-    validate_question(question)  # empty or too long: the service's own words
-    if not clean_text(question):
-        raise QuestionError(EMPTY_AFTER_CLEANING)
-    return question
+from qa.textnorm import TATWEEL
 
 
 def strict_json_body(kind: type) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:

@@ -13,7 +13,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 from qa.api.headers import PAGE_CSP
 from qa.api.html import render_page
 from qa.api.style import CSS
-from qa.api.validation import checked_question
 from qa.errors import QuestionError
 from qa.filters import SearchFilter, filter_from_options
 from qa.search import MAX_K, SearchService
@@ -80,7 +79,7 @@ def form(
         return Response(render_page(**shown), headers=_PAGE_HEADERS)
     try:
         response = service.ask(
-            checked_question(q),
+            q,
             k=_form_number("k", k, DEFAULT_K),
             per_document=_form_number("per_document", per_document, None),
             filter=_form_filter(source, since, until),

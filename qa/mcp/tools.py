@@ -16,10 +16,8 @@ import msgspec
 from mcp_types import CallToolResult, TextContent
 from pydantic import Field, WithJsonSchema
 
-from embeddings.errors import ModelError
 from qa.api.documents import MAX_OFFSET, MAX_PAGE
 from qa.api.memory import release_free_memory
-from qa.api.validation import checked_question
 from qa.documents import Document, document_from_text
 from qa.errors import NotFoundError, QAError
 from qa.filters import FILTER_HELP, FILTER_KEYS, parse_filter
@@ -207,10 +205,8 @@ class SearchTools:
         self, question: Question, k: K = 5, filter: Filter = None, mode: Mode = None
     ) -> Annotated[CallToolResult, AskOutput]:
         try:
-            response = self._service().ask(
-                checked_question(question), k=validate_k(k), mode=mode, filter=parse_filter(filter)
-            )
-        except (QAError, ModelError) as exc:
+            response = self._service().ask(question, k=validate_k(k), mode=mode, filter=parse_filter(filter))
+        except QAError as exc:
             return _error(str(exc))
         return _result(response, render_answer(response))
 
@@ -220,7 +216,7 @@ class SearchTools:
                 stored = view.document(id)
             if stored is None:
                 raise NotFoundError(f"no document with id {id!r} in the index")
-        except (QAError, ModelError) as exc:
+        except QAError as exc:
             return _error(str(exc))
         document = DocumentText.of(stored)
         return _result(document, render_document(document))
@@ -238,7 +234,7 @@ class SearchTools:
                     limit=limit,
                     documents=[DocumentInfo.of(d) for d in view.list_documents(offset, limit)],
                 )
-        except (QAError, ModelError) as exc:
+        except QAError as exc:
             return _error(str(exc))
         return _result(page, render_page(page))
 
@@ -256,7 +252,7 @@ class SearchTools:
     ) -> Annotated[CallToolResult, WrittenOutput]:
         try:
             written = self._add(text, id, title, source, published, url, lang, tags, author)
-        except (QAError, ModelError) as exc:
+        except QAError as exc:
             return _error(str(exc))
         action = {"added": "Added", "replaced": "Replaced", "unchanged": "Already indexed, unchanged:"}
         return _result(
@@ -302,7 +298,7 @@ class SearchTools:
     def remove_document(self, id: DocumentId) -> Annotated[CallToolResult, RemovedOutput]:
         try:
             remove_document(self._service().index, id)
-        except (QAError, ModelError) as exc:
+        except QAError as exc:
             return _error(str(exc))
         return _result(DocumentRemoved(id), f"Removed document {id} and its passages from the index.")
 
