@@ -8,6 +8,8 @@ import socket
 import click
 from litestar import Litestar
 
+from qa import settings
+
 
 def _url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address needs brackets in a URL
@@ -31,16 +33,14 @@ class _QuietKnownStartupError(logging.Filter):
 @click.option(
     "--index",
     "index_dir",
-    envvar="QA_INDEX_DIR",
-    default="data/index",
-    show_default=True,
+    default=settings.INDEX_DIR.get,
+    show_default=settings.INDEX_DIR_SHOWN,
     help="Index directory (created empty if missing), or a postgresql:// URL (env QA_INDEX_DIR).",
 )
 @click.option(
     "--read-index",
     "read_index",
-    envvar="QA_INDEX_READ_URL",
-    default=None,
+    default=settings.INDEX_READ_URL.get,
     help="A streaming replica of the PostgreSQL index to answer questions from; writes still go to "
     "--index (env QA_INDEX_READ_URL).",
 )
