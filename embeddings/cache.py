@@ -1,9 +1,9 @@
 """An embedding cache, so that re-running the evaluation does not re-encode what it already has.
 
 Vectors are keyed by the model fingerprint, the kind of text (query or document: they get
-different prompts) and the sha256 of the text, in one SQLite file under the git-ignored data
-directory. A changed model gets a new fingerprint and so misses the cache instead of reusing
-stale vectors.
+different prompts) and the sha256 of the text, in one SQLite file under the data directory
+(QA_DATA_DIR, see qa/settings.py). A changed model gets a new fingerprint and so misses the cache
+instead of reusing stale vectors.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.build import default_data_dir
 from embeddings.encoder import TextEncoder
+from qa import settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (
@@ -36,7 +36,7 @@ _BATCH = 256
 
 
 def default_cache_path() -> Path:
-    return default_data_dir() / "cache" / "embeddings.sqlite"
+    return settings.cache_dir() / "embeddings.sqlite"
 
 
 def _key(text: str) -> bytes:

@@ -8,7 +8,6 @@ dimension and a fingerprint that an index records so it can refuse vectors from 
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from embeddings.build import MANIFEST, build_model, default_model_dir, missing_files
 from embeddings.errors import ModelError
+from qa import settings
 
 # Files sentence-transformers needs to load a directory as a model.
 _ST_DIRECTORY_FILES = ("modules.json", "config.json")
@@ -29,7 +29,7 @@ _BOOKKEEPING_FILES = frozenset({MANIFEST, "README.md"})
 DERIVED_ONNX_DIR = "onnx"
 # Batches above this size show a progress bar when stderr is a terminal.
 PROGRESS_THRESHOLD = 256
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = settings.PRECISIONS
 # CPU features that make bfloat16 matrix products native (not emulated through float32).
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -123,7 +123,7 @@ def resolve_model(spec: str | Path | None = None, *, progress: bool = True) -> t
     Returns (name to load, local directory or None for a hub id). The default model is built
     when missing; a directory that exists but lacks files is an error, never a silent rebuild.
     """
-    spec = spec or os.environ.get("QA_MODEL") or None
+    spec = spec or settings.MODEL.get()
     if spec is None:
         model_dir = default_model_dir()
         if not model_dir.exists():
@@ -139,8 +139,9 @@ def resolve_model(spec: str | Path | None = None, *, progress: bool = True) -> t
     if path.exists():
         absent = [name for name in _ST_DIRECTORY_FILES if not (path / name).is_file()]
         if absent:
+            where = path.absolute()
             raise ModelError(
-                f"the model directory {path} is incomplete: {path / absent[0]} is missing. "
+                f"the model directory {where} is incomplete: {where / absent[0]} is missing. "
                 "Point QA_MODEL at a complete sentence-transformers directory, or unset it to use "
                 "the built-in model"
             )
@@ -178,9 +179,7 @@ def resolve_precision(setting: str | None = None) -> str:
     they save. Vectors differ from float32 ones by a cosine of about 0.9999 (tested), so an
     index built at one precision serves questions at the other.
     """
-    value = (setting or os.environ.get("QA_MODEL_PRECISION") or "auto").strip().lower()
-    if value not in PRECISIONS:
-        raise ModelError(f"QA_MODEL_PRECISION must be one of {', '.join(PRECISIONS)}, not {value!r}")
+    value = settings.MODEL_PRECISION.get(setting)
     if value == "auto":
         return "bfloat16" if cpu_has_native_bf16() else "float32"
     return value
@@ -320,8 +319,9 @@ class Encoder(LengthBatchedEngine):
             self._model[0].register_forward_hook(_pool_in_float32)
         # A fast tokenizer keeps its padding/truncation settings as mutable state, set anew on
         # each call: counting tokens (chunking) while another thread encodes a padded batch
-        # would unpad that batch. Every use of the tokenizer takes this lock; a second copy of
-        # it would cost ~270 MB (its vocabulary trie), the lock costs microseconds.
+        # would unpad that batch. Every use of the tokenizer takes this lock: a second copy of
+        # it would cost hundreds of MB (its vocabulary trie), the lock next to nothing
+        # (docs/benchmarks.md, "Figures behind the code's constants").
         self._tokenizer_lock = threading.Lock()
         preprocess = self._model.preprocess
 

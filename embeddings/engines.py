@@ -13,30 +13,25 @@ so an index built with one is served by the other.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from embeddings.build import default_model_dir
 from embeddings.encoder import Encoder, TextEncoder, resolve_model
 from embeddings.errors import ModelError
+from qa import settings
 
-ENGINES = ("auto", "onnx", "torch")
-ONNX_VARIANTS = ("fp32", "int8")
+ENGINES = settings.ENGINES
+ONNX_VARIANTS = settings.ONNX_VARIANTS
 
 
 def resolve_engine(setting: str | None = None) -> str:
-    value = (setting or os.environ.get("QA_ENGINE") or "auto").strip().lower()
-    if value not in ENGINES:
-        raise ModelError(f"QA_ENGINE must be one of {', '.join(ENGINES)}, not {value!r}")
-    return value
+    """`setting`, else QA_ENGINE, else auto; ModelError naming the accepted values otherwise."""
+    return settings.ENGINE.get(setting)
 
 
 def resolve_onnx_variant(setting: str | None = None) -> str:
-    value = (setting or os.environ.get("QA_ONNX_VARIANT") or "fp32").strip().lower()
-    if value not in ONNX_VARIANTS:
-        raise ModelError(f"QA_ONNX_VARIANT must be one of {', '.join(ONNX_VARIANTS)}, not {value!r}")
-    return value
+    return settings.ONNX_VARIANT.get(setting)
 
 
 def has_onnx_export(model_dir: Path) -> bool:

@@ -47,13 +47,13 @@ from embeddings.onnx_files import (
 OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "sentence_embedding"
-# Dynamic quantization, as measured against torch float32 (cosine mean/min over 178 texts):
-# - per-channel weight scales: per-tensor ones give 0.986/0.934; reduce_range (7-bit weights)
-#   makes either worse (0.959/0.903 per tensor, 0.996/0.976 per channel);
-# - the 250k x 384 embedding table (Gather) too: 407 -> 118 MB for the same fidelity;
+# Dynamic quantization, chosen by fidelity against torch float32 (the figures, and the command
+# that prints the current ones: docs/benchmarks.md, "Figures behind the code's constants"):
+# - per-channel weight scales, closer than per-tensor ones; no reduce_range (7-bit weights),
+#   which makes either worse;
+# - the 250k x 384 embedding table (Gather) too: a fraction of the size for the same fidelity;
 # - not the FFN output projections, whose input (the GELU output, long-tailed) loses most to
-#   8-bit activations: quantized, 0.9966/0.976; kept in float32, 0.9989/0.997 for +21 MB and
-#   ~30% of the int8 speed-up (scripts/onnx_fidelity.py prints the current figures).
+#   8-bit activations: kept in float32 for a little size and part of the int8 speed-up.
 QUANT_OP_TYPES = ("MatMul", "Gather")
 QUANT_PER_CHANNEL = True
 QUANT_REDUCE_RANGE = False

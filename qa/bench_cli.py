@@ -12,14 +12,14 @@ import click
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one flat JSON object of figures.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions and no million-vector part (~3 minutes).")
-@click.option("--fresh", is_flag=True, help="Rebuild the cached benchmark indexes (data/bench/).")
+@click.option("--fresh", is_flag=True, help="Rebuild the cached benchmark indexes ($QA_DATA_DIR/bench/).")
 @click.option(
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    envvar="QA_EVAL_DATA",
     default=None,
-    help="Evaluation data folder (xquad/, arcd/, tydiqa-goldp-ar/); default ../shared/evaldata.",
+    help="Evaluation data folder (xquad/, arcd/, tydiqa-goldp-ar/); default $QA_EVAL_DATA, else "
+    "../shared/evaldata.",
 )
 @click.option("--no-txtai", "no_txtai", is_flag=True, help="Skip the txtai side-by-side.")
 @click.option(

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import click
 
+from qa import settings
 from qa.errors import QAError
 
 INDEX_OPTION = click.option(
     "--index",
     "index_dir",
     # A string, not a click.Path: a postgresql:// URL would lose its double slash as a path.
-    envvar="QA_INDEX_DIR",
-    default="data/index",
-    show_default=True,
+    default=settings.INDEX_DIR.get,
+    show_default=settings.INDEX_DIR_SHOWN,
     help="Index directory, or postgresql://user:password@host:port/db[?schema=name] (env QA_INDEX_DIR).",
 )
 
@@ -57,7 +57,8 @@ def model() -> None:
     "target",
     type=click.Path(file_okay=False),
     default=None,
-    help="Where to build (default: $QA_DATA_DIR/models/…, QA_DATA_DIR defaulting to ./data).",
+    help="Where to build (default: $QA_DATA_DIR/models/…, QA_DATA_DIR defaulting to the per-user data "
+    "directory; `qa config` shows it).",
 )
 def model_build(force: bool, target: str | None) -> None:
     """Build the default model from the packaged 4-bit weights, with its ONNX export (idempotent).
@@ -74,7 +75,7 @@ def model_build(force: bool, target: str | None) -> None:
 
     result = build_model(Path(target) if target else None, force=force)
     if not result.built:
-        click.echo("Model already built (manifest matches the packaged weights).", err=True)
+        click.echo(f"Model already built in {result.path} (manifest matches the packaged weights).", err=True)
     # The ONNX Runtime engine's graphs (float32 and int8), unless current ones are there.
     ensure_onnx_export(result.path, force=force)
     click.echo(str(result.path.resolve()))
@@ -352,3 +353,7 @@ main.add_command(bench)
 from qa.mcp_cli import mcp  # noqa: E402  (registered last: the command lives in its own module)
 
 main.add_command(mcp)
+
+from qa.config_cli import config  # noqa: E402  (registered last: the command lives in its own module)
+
+main.add_command(config)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from qa.evaluation.datasets import SETS, default_data_dir
+from qa.evaluation.datasets import SETS, default_eval_data_dir
 from qa.evaluation.suite import DEFAULT_SETS
 
 
@@ -36,8 +36,7 @@ def _use_encoder():
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="QA_EVAL_DATA",
-    default=default_data_dir,
+    default=default_eval_data_dir,
     show_default="../shared/evaldata beside the repository (env QA_EVAL_DATA)",
     help="Folder holding xquad/, arcd/ and tydiqa-goldp-ar/ in SQuAD format.",
 )

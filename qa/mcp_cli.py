@@ -9,21 +9,21 @@ from contextlib import contextmanager
 
 import click
 
+from qa import settings
+
 
 @click.command()
 @click.option(
     "--index",
     "index_dir",
-    envvar="QA_INDEX_DIR",
-    default="data/index",
-    show_default=True,
+    default=settings.INDEX_DIR.get,
+    show_default=settings.INDEX_DIR_SHOWN,
     help="Index directory, or a postgresql:// URL (env QA_INDEX_DIR).",
 )
 @click.option(
     "--read-index",
     "read_index",
-    envvar="QA_INDEX_READ_URL",
-    default=None,
+    default=settings.INDEX_READ_URL.get,
     help="A streaming replica of the PostgreSQL index to answer questions from (env QA_INDEX_READ_URL).",
 )
 @click.option(

@@ -9,23 +9,20 @@ import socket
 import click
 from litestar import Litestar
 
-DEFAULT_IDLE_TIMEOUT_S = 5.0  # uvicorn's keep-alive default
+from qa import settings
+from qa.errors import ConfigurationError
 
 
 class _Seconds(click.ParamType):
-    """A positive number of seconds; the message names the variable too, since it is usually
-    set there rather than as an option."""
+    """A positive number of seconds, by the setting's own rule (`qa.settings`)."""
 
     name = "seconds"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
         try:
-            seconds = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            seconds = math.nan
-        if not (math.isfinite(seconds) and seconds > 0):
-            self.fail(f"{value!r} is not a number of seconds above 0 (QA_IDLE_TIMEOUT_S)", param, ctx)
-        return seconds
+            return settings.seconds_above_zero(value, settings.IDLE_TIMEOUT_S.name)
+        except ConfigurationError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _url(host: str, port: int) -> str:
@@ -50,16 +47,14 @@ class _QuietKnownStartupError(logging.Filter):
 @click.option(
     "--index",
     "index_dir",
-    envvar="QA_INDEX_DIR",
-    default="data/index",
-    show_default=True,
+    default=settings.INDEX_DIR.get,
+    show_default=settings.INDEX_DIR_SHOWN,
     help="Index directory (created empty if missing), or a postgresql:// URL (env QA_INDEX_DIR).",
 )
 @click.option(
     "--read-index",
     "read_index",
-    envvar="QA_INDEX_READ_URL",
-    default=None,
+    default=settings.INDEX_READ_URL.get,
     help="A streaming replica of the PostgreSQL index to answer questions from; writes still go to "
     "--index (env QA_INDEX_READ_URL).",
 )
@@ -70,10 +65,10 @@ class _QuietKnownStartupError(logging.Filter):
 @click.option(
     "--idle-timeout",
     "idle_timeout",
-    envvar="QA_IDLE_TIMEOUT_S",
     type=_Seconds(),
-    default=DEFAULT_IDLE_TIMEOUT_S,
-    show_default=True,
+    # The variable's text, checked by the option's type: a bad value is a usage error (exit 2).
+    default=lambda: settings.IDLE_TIMEOUT_S.raw() or settings.DEFAULT_IDLE_TIMEOUT_S,
+    show_default=f"$QA_IDLE_TIMEOUT_S, else {settings.DEFAULT_IDLE_TIMEOUT_S:g}",
     help="Seconds a connection may take to send a whole request head, from opening or from its last "
     "response; then it is closed (env QA_IDLE_TIMEOUT_S).",
 )

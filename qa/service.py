@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from embeddings.batching import DEFAULT_MAX_BATCH, BatchingEncoder
+from embeddings.batching import BatchingEncoder
 from embeddings.encoder import Encoder, TextEncoder, legacy_model_fingerprint
 from embeddings.engines import load_encoder
+from qa import settings
 from qa.index import ModelIdentity, default_index_location, default_read_location, open_index
 from qa.search import SearchService, SearchSettings
 
@@ -20,16 +20,14 @@ def model_identity(encoder: TextEncoder) -> ModelIdentity:
 
 def query_batch_size() -> int:
     """QA_QUERY_BATCH: most questions encoded in one pass (1 turns micro-batching off)."""
-    value = os.environ.get("QA_QUERY_BATCH", "").strip()
-    return max(1, int(value)) if value.isdigit() else DEFAULT_MAX_BATCH
+    return settings.QUERY_BATCH.get()
 
 
 def model_threads() -> int | None:
     """QA_TORCH_THREADS: threads one forward pass of the model may use (unset: torch's default,
     one per core). On a machine shared with other work, 1 avoids torch's threads spinning while
     they wait for each other, which multiplied latency tenfold in docs/benchmarks.md."""
-    value = os.environ.get("QA_TORCH_THREADS", "").strip()
-    return max(1, int(value)) if value.isdigit() else None
+    return settings.TORCH_THREADS.get()
 
 
 def _limit_model_threads(threads: int | None) -> None:

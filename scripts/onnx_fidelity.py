@@ -216,13 +216,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "model_dir", nargs="?", type=Path, default=Path("data/models/multilingual-e5-small-q4")
-    )
+    parser.add_argument("model_dir", nargs="?", type=Path, default=None, help="default: the built-in model")
     parser.add_argument("--seeds", type=Path, default=REPO.parent / "shared" / "seeds")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
+    if args.model_dir is None:
+        from qa.settings import default_model_dir
+
+        args.model_dir = default_model_dir()
 
     from embeddings.encoder import Encoder
     from embeddings.onnx_encoder import OnnxEncoder

@@ -35,8 +35,8 @@ class AskController(Controller):
     path = "/api/ask"
     tags = ("ask",)
 
-    # Sync handlers run in a worker thread (sync_to_thread): encoding a question takes ~15 ms
-    # of CPU and must not stall the event loop that serves every other request.
+    # Sync handlers run in a worker thread (sync_to_thread): encoding a question takes milliseconds
+    # of CPU (docs/benchmarks.md) and must not stall the event loop that serves every other request.
     @post(
         summary="Ask a question",
         description="Returns the passages that answer the question, best first, each with the "

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa import settings
 from qa.documents import Document, iter_documents
 from qa.errors import QAError
 
@@ -33,7 +33,8 @@ class BenchDataError(QAError):
 
 
 def default_eval_dir() -> Path:
-    return Path(os.environ.get("QA_EVAL_DATA") or REPO_ROOT.parent / "shared" / "evaldata")
+    """$QA_EVAL_DATA, else the shared evaluation data beside the repository."""
+    return settings.EVAL_DATA.get()
 
 
 @dataclass(frozen=True)

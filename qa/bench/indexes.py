@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from embeddings.build import default_data_dir
 from embeddings.encoder import TextEncoder
+from qa import settings
 from qa.bench.corpus import REPO_ROOT, Corpus
 from qa.index import open_index
 from qa.ingest import ingest_documents
@@ -38,7 +38,7 @@ _BUILD_RECORD = "bench-build.json"
 
 
 def cache_root() -> Path:
-    return default_data_dir() / "bench"
+    return settings.bench_dir()
 
 
 def _code_fingerprint() -> str:

@@ -67,7 +67,7 @@ from embeddings.encoder import TextEncoder
 from qa.bridge import IndexBridge
 from qa.chunking import ChunkingSettings
 from qa.evaluation.copies import shingles
-from qa.evaluation.datasets import SETS, EvalSet, default_data_dir
+from qa.evaluation.datasets import SETS, EvalSet, default_eval_data_dir
 from qa.evaluation.runner import _Run, _score_mode, build_index
 from qa.evaluation.suite import DEFAULT_SETS, load_sets
 from qa.filters import SearchFilter
@@ -729,7 +729,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from embeddings.cache import CachedEncoder
     from embeddings.engines import load_encoder
 
-    sets = load_sets(set_names, args.data or default_data_dir(), args.limit)  # before the model loads
+    sets = load_sets(set_names, args.data or default_eval_data_dir(), args.limit)  # before the model loads
     encoder = CachedEncoder(load_encoder(), None, progress=True)
     try:
         with _servers(args.url, [args.ctype, *args.also_ctype]) as urls:

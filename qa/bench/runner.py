@@ -8,7 +8,6 @@ last (they allocate gigabytes).
 from __future__ import annotations
 
 import gc
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from qa import settings
 from qa.bench import ann, txtai_side
 from qa.bench.corpus import SEED_DIR, Corpus, eval_corpus, seed_corpus
 from qa.bench.indexes import BuiltIndex, cache_root, measure_ingest, our_index, txtai_index
@@ -293,14 +293,14 @@ def _beside_baseline(options: BenchOptions, figures: Figures, our_seeds: Path, q
     burst of load from elsewhere hits both alike), then 8 clients' throughput on each in turn."""
     baseline = options.baseline
     assert baseline is not None
-    env = {"PYTHONPATH": str(baseline.resolve()), "QA_DATA_DIR": str(Path("data").resolve())}
+    env = {"PYTHONPATH": str(baseline.resolve()), "QA_DATA_DIR": str(settings.data_dir())}
     command = [sys.executable, "-c", "from qa.cli import main; main()"]
     with tempfile.TemporaryDirectory(prefix="qa-bench-baseline-") as scratch:
         index_dir = Path(scratch) / "index"
         options.log(f"baseline: indexing the seeds with {baseline}")
         subprocess.run(
             [*command, "ingest", str(SEED_DIR), "--index", str(index_dir)],
-            env={**os.environ, **env},
+            env=settings.child_environment(env),
             check=True,
             capture_output=True,
         )

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from qa import settings
 from qa.bench.ann import VectorModel, fit_mixture, isotropic
 from qa.bench.corpus import SEED_DIR, SEED_QUESTIONS
 from qa.bench.load import HttpClient, ask_ours
@@ -89,11 +90,9 @@ class ScalingOptions:
 
 
 def _cached_reference() -> str | None:
-    """The newest evaluation index `qa bench` built and cached (data/bench/ours-evaldata-*)."""
-    from embeddings.build import default_data_dir
-
+    """The newest evaluation index `qa bench` built and cached ($QA_DATA_DIR/bench/ours-evaldata-*)."""
     built = sorted(
-        (path for path in (default_data_dir() / "bench").glob("ours-evaldata-*") if path.is_dir()),
+        (path for path in settings.bench_dir().glob("ours-evaldata-*") if path.is_dir()),
         key=lambda path: path.stat().st_mtime,
     )
     return str(built[-1]) if built else None
@@ -601,17 +600,13 @@ def _qa_environment() -> dict[str, str]:
     import qa
 
     root = str(Path(qa.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    env.pop("QA_INDEX_DIR", None)
-    if not env.get("QA_MODEL"):
-        from embeddings.build import default_model_dir
-
-        if not default_model_dir().is_dir():
-            # A child would build the model here, in the working directory: say what to do instead.
-            raise RuntimeError(
-                f"no model at {default_model_dir()}: run qa model build, or point QA_MODEL at the model"
-            )
-        env["QA_MODEL"] = str(default_model_dir().resolve())
+    env = settings.child_environment(python_path=root, drop=("QA_INDEX_DIR",))
+    if not settings.MODEL.get():
+        model_dir = settings.default_model_dir()
+        if not model_dir.is_dir():
+            # Each child would build the model at once: say what to do instead.
+            raise RuntimeError(f"no model at {model_dir}: run qa model build, or point QA_MODEL at the model")
+        env["QA_MODEL"] = str(model_dir.resolve())
     return env
 
 
@@ -799,7 +794,7 @@ def run_scaling(options: ScalingOptions) -> tuple[Figures, list[str]]:
     figures: Figures = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": options.command,
-        "qa_model": os.environ.get("QA_MODEL"),
+        "qa_model": settings.MODEL.get(),
         **cpu_figures(),
         "memory_gb": machine_figures()["machine_memory_gb"],
         "load_average_start": load_average(),

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from qa import settings
 from qa.bench.load import HttpClient, RequestFor
 
 HOST = "127.0.0.1"
@@ -49,7 +50,7 @@ class ServerProcess:
         self.command = list(command)
         self.port = port
         self.url = f"http://{HOST}:{port}"
-        self._env = {**os.environ, **(env or {})}
+        self._env = settings.child_environment(env)
         self._log = tempfile.TemporaryFile()  # noqa: SIM115  (closed in stop(), after the process)
         self._process: subprocess.Popen | None = None
         self.started_at = 0.0

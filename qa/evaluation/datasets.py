@@ -9,11 +9,11 @@ TyDi repeat some) is one document shared by all its questions.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from qa import settings
 from qa.documents import Document, iter_documents
 from qa.errors import QAError
 
@@ -29,9 +29,9 @@ class EvalDataError(QAError):
     """An evaluation set is missing or not in the expected format."""
 
 
-def default_data_dir() -> Path:
+def default_eval_data_dir() -> Path:
     """$QA_EVAL_DATA, else the shared evaluation data beside the repository."""
-    return Path(os.environ.get("QA_EVAL_DATA") or REPO_ROOT.parent / "shared" / "evaldata")
+    return settings.EVAL_DATA.get()
 
 
 @dataclass(frozen=True)
@@ -212,4 +212,4 @@ SETS: dict[str, SetSpec] = {
 def load_set(name: str, data_dir: Path | None = None) -> EvalSet:
     if name not in SETS:
         raise EvalDataError(f"unknown evaluation set {name!r}; known sets: {', '.join(SETS)}")
-    return SETS[name].load(Path(data_dir) if data_dir else default_data_dir())
+    return SETS[name].load(Path(data_dir) if data_dir else default_eval_data_dir())

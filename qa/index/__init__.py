@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from qa import settings
 from qa.chunking import ChunkingSettings
 from qa.errors import IndexStateError
 from qa.index.base import (
@@ -36,14 +36,15 @@ __all__ = [
 
 
 def default_index_location() -> str:
-    """QA_INDEX_DIR, else `data/index`."""
-    return os.environ.get("QA_INDEX_DIR") or "data/index"
+    """QA_INDEX_DIR, else `data/index`, relative to the working directory (a documented contract: each
+    project folder has its own index, while the model is shared; see qa/settings.py)."""
+    return settings.INDEX_DIR.get()
 
 
 def default_read_location() -> str | None:
     """QA_INDEX_READ_URL: where a PostgreSQL index's views read (a streaming replica); unset,
     they read where writes go."""
-    return os.environ.get("QA_INDEX_READ_URL") or None
+    return settings.INDEX_READ_URL.get()
 
 
 def open_index(

@@ -6,7 +6,6 @@ process is stopped by its own id (terminate, then kill), never by name.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -14,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+
+from qa import settings
 
 HOST = "127.0.0.1"
 _ADDRESS = re.compile(r"Serving on (http://\S+)")
@@ -34,8 +35,7 @@ class QaServe:
 
     def __init__(self, index_dir: Path, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.index_dir = index_dir
-        self.env = {**os.environ, **(env or {})}
-        self.env.pop("QA_INDEX_DIR", None)  # --index says which index
+        self.env = settings.child_environment(env, drop=("QA_INDEX_DIR",))  # --index says which index
         self.log_dir = log_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""

@@ -68,7 +68,8 @@ _COMPACTION_TEMPORARY = re.compile(r"^\.vectors-\d+-[0-9a-f]+\.faiss\.\d+\.tmp$"
 _MANIFEST_TEMPORARY = re.compile(r"^\.manifest\.json\.(\d+)\.tmp$")
 FORMAT_2_FILE = re.compile(r"^(vectors|store)-\d{6}\.(faiss|sqlite)")
 # Compaction is due when the vectors logged since the checkpoint pass this share of the corpus
-# (and this many at least): searching the logged vectors exactly costs ~0.1 µs a vector.
+# (and this many at least): searching the logged vectors exactly is cheap up to there (figures:
+# docs/benchmarks.md, "Figures behind the code's constants").
 COMPACT_SHARE = 0.1
 COMPACT_AT_LEAST = 2_000
 # After a failed background compaction (a full disk), writes do not start another for a while:
@@ -286,7 +287,8 @@ class LocalIndex(IndexBackend):
         """Open the index at `directory` (creating it when `create`). `vector_kind`: auto (the
         default), flat, ivf or hnsw (see `VectorIndexPolicy`); it takes effect at the next
         compaction. Without `searching`, views do not load the vectors (listing, export, removal)."""
-        directory = Path(directory)
+        # Absolute from here on: messages name the folder meant, whatever the working directory.
+        directory = Path(directory).absolute()
         manifest_path = directory / MANIFEST
         if not manifest_path.exists():
             if not create or model is None:

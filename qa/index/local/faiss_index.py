@@ -2,15 +2,15 @@
 
 Which one an index uses follows a `VectorIndexPolicy`: by default (`auto`) exact search while
 the corpus is small enough for it to cost a couple of milliseconds, HNSW beyond that. HNSW
-rather than IVF because real questions are not distributed like the passages they look for:
-over real passage vectors, IVF scanning an eighth of its lists found 0.92 of the true top 10
-where HNSW found 0.99 (docs/benchmarks.md); IVF stays available on request for write-heavy
-corpora, as it builds in a minute where HNSW takes several.
+rather than IVF because real questions are not distributed like the passages they look for, and
+IVF, picking the lists nearest the question first, finds fewer of their true neighbours; IVF
+stays available on request for write-heavy corpora, as it builds several times faster.
 
 The approximate indexes store vectors as float16. A question's search reads thousands of stored
-vectors, so it is bound by memory traffic: half the bytes made it ~1.5-1.9x faster at a million
-vectors, and half the memory, while the rounding (~1e-4 of a similarity) moves no measured
-recall figure. Exact (`flat`) search keeps float32: it is the reference.
+vectors, so it is bound by memory traffic: half the bytes make it faster, and halve the memory,
+while the rounding moves no measured recall figure. Exact (`flat`) search keeps float32: it is
+the reference. The figures behind these choices and the constants below, with the commands that
+reproduce them: docs/benchmarks.md, "Figures behind the code's constants".
 
 An HNSW graph cannot drop nodes, so a delete leaves a tombstone: the row's id becomes negative
 and searches skip negative ids. A write that finds a quarter of the rows dead rebuilds the graph.
@@ -27,26 +27,27 @@ from typing import Any
 import faiss
 import numpy as np
 
-KINDS = ("flat", "hnsw", "ivf")
-POLICIES = ("auto", *KINDS)
+from qa import settings
 
-# Exact search over 384-d vectors costs ~0.1 µs per vector here: 20k vectors ~2 ms of a 20 ms budget.
-AUTO_SWITCH_AT = 20_000
+POLICIES = settings.VECTOR_INDEX_POLICIES
+KINDS = tuple(kind for kind in POLICIES if kind != "auto")
+
+AUTO_SWITCH_AT = settings.AUTO_SWITCH_AT  # where exact search stops being cheap (see qa/settings.py)
 
 HNSW_NEIGHBORS = 32
-# Construction effort. A better graph finds more at the same search effort; the build (~6 min
-# per million vectors on two cores) stays small beside embedding those passages (~7 hours).
+# Construction effort. A better graph finds more at the same search effort; the build stays small
+# beside embedding those passages (figures: the docs section named in the module docstring).
 HNSW_EF_CONSTRUCTION = 80
-# Search effort at a million vectors: recall@10 0.955 in ~4 ms (docs/benchmarks.md). The effort
-# that reaches the same recall shrinks with the corpus (~200 at 100k), and a fixed 1024 would
-# visit nearly all of a 20k corpus, slower than exact search: it scales with sqrt(size).
+# Search effort at a million vectors, where it meets the recall target within the latency one. The
+# effort that reaches the same recall shrinks with the corpus, and a fixed 1024 would visit nearly
+# all of a small corpus, slower than exact search: it scales with sqrt(size).
 HNSW_EF_SEARCH = 1024
 _HNSW_EF_SEARCH_RANGE = (128, 2048)
 _HNSW_DEAD_SHARE_REBUILD = 0.25
 _LIVE_IDS = (0, 2**62)  # passage ids are positive; tombstones are negative
 # Searches of fewer rows than this run on the calling thread alone. A question is one row:
 # FAISS's OpenMP threads gain nothing on it and stay spinning afterwards, against the
-# model's threads on the same two cores (vector search in the profile: 1.29 ms, 0.11 ms alone).
+# model's threads on the same two cores (the profile's figures: docs/benchmarks.md).
 _PARALLEL_SEARCH_ROWS = 16
 _SEARCH_THREADS = faiss.omp_get_max_threads()
 
@@ -54,14 +55,14 @@ _SEARCH_THREADS = faiss.omp_get_max_threads()
 _IVF_POINTS_PER_LIST = 39
 _IVF_TRAIN_POINTS_PER_LIST = 64
 _IVF_TRAIN_ITERATIONS = 10
-# ~4 sqrt(n) lists, a twelfth of them probed: at a million vectors 4,096 lists and 341 probes,
-# recall@10 ~0.97 in ~4 ms (docs/benchmarks.md); sqrt(n) lists needed 5 ms for 0.94.
+# ~4 sqrt(n) lists, a twelfth of them probed: more lists, each shorter, reached a higher recall in
+# less time than sqrt(n) lists (docs/benchmarks.md).
 _IVF_LISTS_PER_SQRT = 4
 _IVF_PROBE_SHARE = 1 / 12
 STORAGE = "float16"  # how the approximate indexes store vectors
 _STORED_AS = faiss.ScalarQuantizer.QT_fp16
 # A filtered HNSW search scores up to this many allowed vectors exactly (the same budget as
-# AUTO_SWITCH_AT: exact search of 20k vectors takes a few ms), and walks the graph above it.
+# AUTO_SWITCH_AT: exact search of that many is still cheap), and walks the graph above it.
 EXACT_SEARCH_WITHIN = AUTO_SWITCH_AT
 # The widened candidate list of a filtered graph walk stops here (a 2 % filter of a million).
 _FILTERED_EF_SEARCH_MAX = 8192
@@ -75,17 +76,13 @@ def _as_ids(ids: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(ids, dtype=np.int64)
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
-
-
 def hnsw_ef_search(count: int) -> int:
     """HNSW's search effort for `count` vectors: QA_HNSW_EF_SEARCH when set, else 1024 at a
     million vectors scaled by sqrt(count / 1M), kept within 128-2048."""
     low, high = _HNSW_EF_SEARCH_RANGE
     scaled = int(min(high, max(low, round(HNSW_EF_SEARCH * math.sqrt(count / 1_000_000)))))
-    return max(1, _env_int("QA_HNSW_EF_SEARCH", scaled))
+    chosen = settings.HNSW_EF_SEARCH.get()
+    return scaled if chosen is None else chosen
 
 
 def ivf_lists_for(count: int) -> int:
@@ -95,7 +92,7 @@ def ivf_lists_for(count: int) -> int:
 
 
 def ivf_probes_for(lists: int) -> int:
-    probes = _env_int("QA_IVF_PROBES", max(1, round(lists * _IVF_PROBE_SHARE)))
+    probes = settings.IVF_PROBES.get() or max(1, round(lists * _IVF_PROBE_SHARE))
     return max(1, min(probes, lists))
 
 
@@ -123,8 +120,8 @@ class VectorIndexPolicy:
     ) -> VectorIndexPolicy:
         """An explicit argument wins, then the environment, then what the index recorded."""
         recorded = recorded or {}
-        kind = requested or os.environ.get("QA_VECTOR_INDEX") or recorded.get("policy") or "auto"
-        switch_at = os.environ.get("QA_VECTOR_INDEX_SWITCH_AT") or recorded.get("switch_at") or AUTO_SWITCH_AT
+        kind = requested or settings.VECTOR_INDEX.get() or recorded.get("policy") or "auto"
+        switch_at = settings.VECTOR_INDEX_SWITCH_AT.get() or recorded.get("switch_at") or AUTO_SWITCH_AT
         try:
             switch = int(switch_at)
         except ValueError:

@@ -88,7 +88,8 @@ class VectorState:
         query = np.ascontiguousarray(np.atleast_2d(vector), dtype=np.float32)
         exclude = self._exclude[0] if self._exclude else None
         # Through FaissBackend for each: it keeps FAISS on the calling thread for one question,
-        # where its OpenMP threads would spin against the model's (10 ms a question over HTTP).
+        # where its OpenMP threads would spin against the model's (docs/benchmarks.md, "Figures
+        # behind the code's constants").
         results = [self.base.search(query, k, exclude=exclude)]
         results += [segment.index.search(query, k, exclude=exclude) for segment in self.segments]
         return _merge_top(k, [(scores[0], ids[0]) for scores, ids in results])

@@ -16,7 +16,6 @@ those of the few seconds the pools take to reconnect by themselves (their back-o
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -33,6 +32,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from qa import settings
 from qa.chunking import ChunkingSettings
 from qa.errors import IndexStateError
 from qa.filters import SearchFilter
@@ -61,17 +61,16 @@ DEFAULT_EF_SEARCH = 128
 
 
 def ef_search() -> int:
-    value = os.environ.get("QA_HNSW_EF_SEARCH", "").strip()
-    return max(1, int(value)) if value.isdigit() else DEFAULT_EF_SEARCH
+    chosen = settings.HNSW_EF_SEARCH.get()
+    return DEFAULT_EF_SEARCH if chosen is None else chosen
 
 
 # A filtered dense search whose filter keeps at most this many passages is exact: every one of
-# them is compared, so it misses nothing however few documents the filter keeps. That costs about
-# 1 µs a passage at 384 dimensions (20,000 in ~20 ms, 1,000 in ~2 ms, at 100,000 passages on the
-# 2-core EPYC of docs/scaling.md), against ~5 ms for the HNSW path; this bounds the worst case
-# at a few HNSW searches. Above it the filter keeps so many passages that HNSW, with the filter
-# inside its iterative scan, finds k of them among a few thousand candidates (recall@10 0.99-1.0
-# against exact for filters keeping 1-50 % of 100,000 passages).
+# them is compared, so it misses nothing however few documents the filter keeps. Its cost grows
+# with the passages compared; this bounds the worst case at a few HNSW searches. Above it the
+# filter keeps so many passages that HNSW, with the filter inside its iterative scan, finds k of
+# them among a few thousand candidates at nearly exact recall (figures: docs/benchmarks.md,
+# "Figures behind the code's constants").
 EXACT_SEARCH_LIMIT = 20_000
 # pgvector's default cap on the candidates an iterative HNSW scan visits (hnsw.max_scan_tuples).
 # A filter keeping a share s of the passages needs about k / s candidates for k passages; s is at
@@ -168,15 +167,15 @@ _NEAREST = (
 )
 # A row when the matching documents hold more than %(limit)s passages. A running sum over the
 # documents' own counts stops as soon as it passes the limit: it reads at most that many documents
-# and no passage (counting passages through the join took 10 ms at 100,000, twice an HNSW search).
+# and no passage (counting passages through the join cost about two HNSW searches; docs/benchmarks.md).
 _MANY_MATCHING = (
     "SELECT 1 FROM (SELECT sum(d.passage_count) OVER (ROWS UNBOUNDED PRECEDING) AS running"
     " FROM {schema}.documents d WHERE {condition}) m WHERE running > %(limit)s LIMIT 1"
 )
 # Exact: the distance of every passage of every matching document, sorted. The passages are read
 # document by document through their index (a LATERAL subquery that OFFSET 0 keeps from being
-# flattened into a join the planner may turn into a scan of the whole table: 85 against 20 ms for
-# 20,000 passages of 100,000), and the ORDER BY is on a computed column, which the HNSW index
+# flattened into a join the planner may turn into a scan of the whole table, several times slower:
+# docs/benchmarks.md), and the ORDER BY is on a computed column, which the HNSW index
 # cannot serve: every matching passage is compared.
 _EXACT_NEAREST = (
     "SELECT m.id, -m.distance FROM {schema}.documents d CROSS JOIN LATERAL ("

