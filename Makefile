@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint format eval bench model clean
+.PHONY: install run test test-fast lint format eval bench model clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ run: install
 test: install
 	$(QA) model build >/dev/null
 	$(PY) -m pytest
+
+# Everything but the tests marked `model` (the real model) and `browser` (headless Chromium); no
+# model build needed. About 5 minutes on two cores.
+test-fast: install
+	$(PY) -m pytest -m "not model and not browser"
 
 eval: install
 	$(QA) eval

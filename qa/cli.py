@@ -324,6 +324,8 @@ def compact(index_dir: str, as_json: bool) -> None:
         figures = index.compact()
     if as_json:
         click.echo(json.dumps(figures))
+    elif not figures.get("compacted", True):  # nothing to fold, or another process is at it
+        click.echo(f"not compacted: {figures['reason']}")
     else:
         click.echo(
             f"compacted: {figures['vectors']} vectors ({figures['kind']}), {figures['folded']} logged "

@@ -1,15 +1,43 @@
+"""Fixtures shared by every test file (plain helpers: tests/helpers.py).
+
+No test sees the developer's settings: every `QA_*` variable is removed for the whole session
+(so that module- and session-wide fixtures, and the `qa` child processes they start, see none)
+and again around each test, so a test that needs a setting sets it itself (`monkeypatch.setenv`).
+The real model needs none: it is found in its default place, the per-user data directory.
+"""
+
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import FakeEncoder
+from tests.helpers import TOKEN, seeded_service
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-SEEDS = REPO / "seeds"
-EVALDATA = SHARED / "evaldata"
+SETTING_PREFIX = "QA_"
+
+
+def _settings_in_environment() -> list[str]:
+    return [name for name in os.environ if name.startswith(SETTING_PREFIX)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_settings_from_the_shell() -> Iterator[None]:
+    """The session's environment without the developer's QA_* variables (restored afterwards)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _settings_in_environment():
+            patch.delenv(name)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def no_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without QA_* variables, whatever an earlier one left behind."""
+    for name in _settings_in_environment():
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +52,37 @@ def real_encoder():
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()
+
+
+@pytest.fixture
+def service(tmp_path: Path, fake_encoder: FakeEncoder):
+    """The seed articles in a new index, on the fake encoder (closed after the test)."""
+    service = seeded_service(tmp_path / "index", fake_encoder)
+    yield service
+    service.encoder.close()
+    service.index.close()
+
+
+@pytest.fixture
+def client(service):
+    """The API and web form over `service`, writes allowed with `TOKEN` (helpers.AUTH)."""
+    from litestar.testing import TestClient
+
+    from qa.api import ApiSettings, create_app
+
+    with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
+        yield client
+
+
+@pytest.fixture
+def client_without_token(service):
+    """The same, with no token configured: writes answer 403."""
+    from litestar.testing import TestClient
+
+    from qa.api import ApiSettings, create_app
+
+    with TestClient(create_app(service, settings=ApiSettings(api_token=None))) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

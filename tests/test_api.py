@@ -1,62 +1,19 @@
-"""The JSON API through Litestar's TestClient, on a fake encoder (one test uses the real model)."""
+"""The JSON API's routes and their contract through Litestar's TestClient, on a fake encoder (one
+test uses the real model). Limits (413, 415, lengths) live in test_limits.py, the write token,
+CORS and headers in test_security.py, odd text in test_odd_input.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 
 from qa.api import ApiSettings, create_app
-from qa.api.settings import DEFAULT_MAX_API_DOCUMENT_BYTES, MAX_JSON_BYTES, MAX_UPLOAD_BYTES
-from qa.documents import iter_documents
 from qa.errors import IndexStateError
-from qa.ingest import ingest_documents
-from qa.search import MAX_QUESTION_CHARS, SearchService
-from qa.service import open_service
-from tests.conftest import SEEDS
+from qa.search import SearchService
 from tests.fakes import FakeEncoder
-
-TOKEN = "test-token-3f1c"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-BRUSSELS = "002_b8689e71eb8b336f"
-SEED_IDS = sorted(path.stem for path in SEEDS.glob("*.txt"))
-
-
-def seeded_service(index_dir: Path, encoder) -> SearchService:
-    service = open_service(index_dir, encoder=encoder)
-    ingest_documents(service.index, encoder, list(iter_documents([SEEDS])))
-    return service
-
-
-@pytest.fixture
-def service(tmp_path: Path, fake_encoder: FakeEncoder) -> SearchService:
-    return seeded_service(tmp_path / "index", fake_encoder)
-
-
-@pytest.fixture
-def client(service: SearchService) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
-        yield client
-
-
-@pytest.fixture
-def client_without_token(service: SearchService) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings=ApiSettings(api_token=None))) as client:
-        yield client
-
-
-def assert_error(response: httpx.Response, status: int) -> str:
-    """An error is JSON {"status_code", "detail"} with the right code; returns the detail."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert body["status_code"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body["detail"]
-
+from tests.helpers import AUTH, BRUSSELS, SEED_IDS, SEEDS, assert_error, seeded_service
 
 # -- health and schema ---------------------------------------------------------------------------
 
@@ -137,22 +94,12 @@ def test_k_defaults_to_five(client: TestClient) -> None:
     assert len(client.get("/api/ask", params={"q": "Syria"}).json()["passages"]) == 5
 
 
-def test_question_of_the_maximum_length_is_answered(client: TestClient) -> None:
-    question = ("Brussels " * MAX_QUESTION_CHARS)[:MAX_QUESTION_CHARS]
-    assert client.post("/api/ask", json={"question": question}).status_code == 200
-
-
 @pytest.mark.parametrize(
     ("body", "words"),
     [
         ({"question": ""}, "empty"),
         ({"question": "   "}, "empty"),
-        ({"question": "x" * (MAX_QUESTION_CHARS + 1)}, "2000"),
-        ({"question": "Brussels", "k": 0}, "k must"),
-        ({"question": "Brussels", "k": 51}, "k must"),
         ({"question": "Brussels", "k": "five"}, "k"),
-        ({"question": "Brussels", "k": 2.5}, "k"),
-        ({"question": "Brussels", "mode": "magic"}, "mode"),
         ({"question": 42}, "question"),
         ({"k": 3}, "question"),
     ],
@@ -165,9 +112,6 @@ def test_post_ask_refuses_bad_input_with_400(client: TestClient, body: dict, wor
     "params",
     [
         {"q": ""},
-        {"q": "x" * (MAX_QUESTION_CHARS + 1)},
-        {"q": "Brussels", "k": "0"},
-        {"q": "Brussels", "k": "51"},
         {"q": "Brussels", "k": "many"},
         {"q": "Brussels", "mode": "magic"},
         {},
@@ -184,12 +128,6 @@ MALFORMED_JSON = [b"{bad json", b"", b'{"question": "unterminated', b"\xff\xfe",
 def test_malformed_json_is_400(client: TestClient, raw: bytes) -> None:
     response = client.post("/api/ask", content=raw, headers={"content-type": "application/json"})
     assert_error(response, 400)
-
-
-def test_json_body_over_one_mebibyte_is_413(client: TestClient) -> None:
-    body = b'{"question": "' + b"a" * MAX_JSON_BYTES + b'"}'
-    response = client.post("/api/ask", content=body, headers={"content-type": "application/json"})
-    assert "limit" in assert_error(response, 413)
 
 
 # -- documents: reading ---------------------------------------------------------------------------
@@ -283,7 +221,6 @@ def test_add_without_id_derives_one_from_the_text(client: TestClient) -> None:
     ("body", "words"),
     [
         ({"title": "no text"}, "text"),
-        ({"text": ""}, "empty"),
         ({"text": "ok", "id": "a/b"}, "/"),
         ({"text": 5}, "text"),
         ([1, 2], "document"),
@@ -302,11 +239,6 @@ def test_add_json_document_malformed_is_400(client: TestClient, raw: bytes) -> N
 def test_empty_body_is_400_with_a_clear_message(client: TestClient) -> None:
     response = client.post("/api/ask", content=b"", headers={"content-type": "application/json"})
     assert "empty" in assert_error(response, 400)
-
-
-def test_add_json_document_over_one_mebibyte_is_413(client: TestClient) -> None:
-    body = {"text": "word " * (MAX_JSON_BYTES // 5 + 1)}
-    assert_error(client.post("/api/documents", json=body, headers=AUTH), 413)
 
 
 def test_upload_a_file(client: TestClient) -> None:
@@ -336,30 +268,6 @@ def test_upload_html_keeps_only_its_text(client: TestClient) -> None:
     assert client.get("/api/documents/page").json()["text"] == "Quokkas in Homs."
 
 
-@pytest.mark.parametrize("name", ["report.odt", "collection.jsonl", "noext", "image.png"])
-def test_upload_of_unsupported_type_is_415(client: TestClient, name: str) -> None:
-    response = client.post("/api/documents", files={"file": (name, b"some text", "x/y")}, headers=AUTH)
-    assert ".txt" in assert_error(response, 415)
-
-
-def test_body_that_is_neither_json_nor_multipart_is_415(client: TestClient) -> None:
-    headers = AUTH | {"content-type": "text/plain"}
-    assert_error(client.post("/api/documents", content=b"plain text", headers=headers), 415)
-
-
-def test_upload_over_the_document_limit_is_413_and_points_to_qa_ingest(client: TestClient) -> None:
-    data = b"a" * (DEFAULT_MAX_API_DOCUMENT_BYTES + 1)
-    response = client.post("/api/documents", files={"file": ("big.txt", data, "text/plain")}, headers=AUTH)
-    detail = assert_error(response, 413)
-    assert "2.0 MiB" in detail and "qa ingest" in detail
-
-
-def test_multipart_body_far_over_the_limit_is_413(client: TestClient) -> None:
-    data = b"a" * (MAX_UPLOAD_BYTES + 1024 * 1024)
-    response = client.post("/api/documents", files={"file": ("big.txt", data, "text/plain")}, headers=AUTH)
-    assert_error(response, 413)
-
-
 @pytest.mark.parametrize(
     "data",
     [b"\x00\x01binary", b"\xff\xfebad utf-8", "\ufeff".encode("utf-16")],
@@ -385,76 +293,7 @@ def test_delete_removes_the_document_everywhere(client: TestClient) -> None:
     assert client.get("/health").json()["documents"] == len(SEED_IDS) - 1
 
 
-# -- the write token ------------------------------------------------------------------------------
-
-WRITES = [
-    ("POST", "/api/documents", {"json": {"text": "Quokkas visited Aleppo."}}),
-    ("POST", "/api/documents", {"files": {"file": ("q.txt", b"Quokkas visited Aleppo.")}}),
-    ("DELETE", f"/api/documents/{BRUSSELS}", {}),
-]
-
-
-@pytest.mark.parametrize(("method", "url", "kwargs"), WRITES)
-@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}", "Bearer"])
-def test_write_without_the_right_token_is_401(
-    client: TestClient, method: str, url: str, kwargs: dict, authorization: str | None
-) -> None:
-    headers = {"Authorization": authorization} if authorization else {}
-    response = client.request(method, url, headers=headers, **kwargs)
-    assert "QA_API_TOKEN" in assert_error(response, 401)
-    assert response.headers["www-authenticate"].startswith("Bearer")
-    assert client.get("/health").json()["documents"] == len(SEED_IDS)  # nothing was written
-
-
-@pytest.mark.parametrize(("method", "url", "kwargs"), WRITES)
-def test_writes_are_403_when_no_token_is_configured(
-    client_without_token: TestClient, method: str, url: str, kwargs: dict
-) -> None:
-    response = client_without_token.request(method, url, headers=AUTH, **kwargs)
-    detail = assert_error(response, 403)
-    assert "QA_API_TOKEN" in detail and "qa ingest" in detail
-    assert client_without_token.get("/health").json()["writes_enabled"] is False
-
-
-def test_reads_need_no_token(client_without_token: TestClient) -> None:
-    assert client_without_token.get("/api/documents").status_code == 200
-    assert client_without_token.get("/api/ask", params={"q": "Brussels"}).status_code == 200
-
-
-# -- settings, CORS, start-up ---------------------------------------------------------------------
-
-
-def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QA_API_TOKEN", " s3cret ")
-    monkeypatch.setenv("QA_CORS_ORIGINS", "https://a.example, https://b.example,")
-    assert ApiSettings.from_env() == ApiSettings("s3cret", ("https://a.example", "https://b.example"))
-    monkeypatch.setenv("QA_API_TOKEN", "")
-    monkeypatch.delenv("QA_CORS_ORIGINS")
-    assert ApiSettings.from_env() == ApiSettings(None, ())
-
-
-def test_cors_is_off_by_default(client: TestClient) -> None:
-    response = client.get("/health", headers={"Origin": "https://chat.example"})
-    assert "access-control-allow-origin" not in response.headers
-
-
-def test_cors_allows_the_configured_origins(service: SearchService) -> None:
-    settings = ApiSettings(api_token=TOKEN, cors_origins=("https://chat.example",))
-    with TestClient(create_app(service, settings=settings)) as client:
-        allowed = client.get("/health", headers={"Origin": "https://chat.example"})
-        assert allowed.headers["access-control-allow-origin"] == "https://chat.example"
-        other = client.get("/health", headers={"Origin": "https://evil.example"})
-        assert "access-control-allow-origin" not in other.headers
-        preflight = client.options(
-            "/api/documents",
-            headers={
-                "Origin": "https://chat.example",
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization, content-type",
-            },
-        )
-        assert preflight.status_code in (200, 204)
-        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+# -- start-up ---------------------------------------------------------------------------------
 
 
 def test_app_loads_the_service_at_startup(tmp_path: Path, fake_encoder: FakeEncoder) -> None:

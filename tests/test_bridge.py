@@ -15,7 +15,7 @@ from qa.ingest import ingest_documents
 from qa.lexical import index_terms, written_words
 from qa.search import SearchService, SearchSettings
 from qa.service import open_service
-from tests.conftest import REPO, SEEDS
+from tests.helpers import REPO, SEEDS
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -20,7 +18,8 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Dialog, Page, sync_playwright
 
-from tests.conftest import REPO, SEEDS
+from qa.reliability.serve import QaServe, qa_command
+from tests.helpers import AUTH, REPO, SEEDS, TOKEN, qa_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -33,7 +32,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-TOKEN = "browser-test-token"
 SCREENSHOT = REPO / "docs" / "screenshots" / "web-form.png"
 START_TIMEOUT_S = 600  # a bound for a hung start-up (model load on a busy machine), not a measurement
 
@@ -43,50 +41,17 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
 
-def qa_command() -> str:
-    beside_python = Path(sys.executable).with_name("qa")
-    found = str(beside_python) if beside_python.exists() else shutil.which("qa")
-    assert found, "the qa command is not installed (make install)"
-    return found
-
-
-def wait_for_server(process: subprocess.Popen, stdout: Path, stderr: Path) -> str:
-    """The address `qa serve` prints once it accepts requests, after /health answers."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"qa serve exited with {process.returncode}:\n{stderr.read_text()[-3000:]}")
-        printed = re.search(r"Serving on (http://\S+)", stdout.read_text())
-        if printed:
-            health = httpx.get(f"{printed.group(1)}/health", timeout=10)
-            assert health.json()["status"] == "ok"
-            return printed.group(1)
-        time.sleep(0.2)
-    pytest.fail(f"qa serve did not start within {START_TIMEOUT_S} s:\n{stderr.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`qa ingest seeds/` into a fresh index, then `qa serve` on a free port over it."""
     workdir = tmp_path_factory.mktemp("served")
-    env = {k: v for k, v in os.environ.items() if k != "QA_CORS_ORIGINS"}
-    env |= {"QA_INDEX_DIR": str(workdir / "index"), "QA_API_TOKEN": TOKEN}
-    qa = qa_command()
-    subprocess.run([qa, "ingest", str(SEEDS)], env=env, cwd=REPO, check=True, capture_output=True)
-    stdout, stderr = workdir / "serve.out", workdir / "serve.err"
-    with stdout.open("w") as out, stderr.open("w") as err:
-        process = subprocess.Popen(
-            [qa, "serve", "--host", "127.0.0.1", "--port", "0"], env=env, cwd=REPO, stdout=out, stderr=err
-        )
-    try:
-        yield wait_for_server(process, stdout, stderr)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    index = workdir / "index"
+    ingest = [*qa_command(), "ingest", str(SEEDS), "--index", str(index)]
+    subprocess.run(ingest, env=qa_env(), cwd=REPO, check=True, capture_output=True)
+    with QaServe(index, workdir / "logs", env={"QA_API_TOKEN": TOKEN}) as serve:
+        url = serve.start(timeout_s=START_TIMEOUT_S)
+        assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "ok"
+        yield url
 
 
 @pytest.fixture
@@ -159,8 +124,7 @@ def test_document_with_a_script_shows_as_text_and_never_runs(
         "<img src=x onerror=\"window.__pwned = 2; alert('pwned')\">"
         " Quokka marmalade harbour festival report."
     )
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    added = httpx.post(f"{server}/api/documents", json={"id": "xss-probe", "text": payload}, headers=auth)
+    added = httpx.post(f"{server}/api/documents", json={"id": "xss-probe", "text": payload}, headers=AUTH)
     assert added.status_code == 201, added.text
     try:
         page = browser(javascript=True).new_page()
@@ -180,7 +144,7 @@ def test_document_with_a_script_shows_as_text_and_never_runs(
         assert page.evaluate("() => typeof window.__pwned") == "undefined"
         assert dialogs == []
     finally:
-        httpx.delete(f"{server}/api/documents/xss-probe", headers=auth).raise_for_status()
+        httpx.delete(f"{server}/api/documents/xss-probe", headers=AUTH).raise_for_status()
 
 
 def test_form_filters_by_source_and_date_range(server: str, browser: Callable[..., BrowserContext]) -> None:
@@ -198,9 +162,7 @@ def test_form_filters_by_source_and_date_range(server: str, browser: Callable[..
             "source": source,
             "published": published,
         }
-        response = httpx.post(
-            f"{server}/api/documents", json=sent, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120
-        )
+        response = httpx.post(f"{server}/api/documents", json=sent, headers=AUTH, timeout=120)
         assert response.status_code in (200, 201), response.text
     page: Page = browser(javascript=False).new_page()
     page.goto(f"{server}/")

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from qa.chunking import ChunkingSettings, chunk_text, content_lines, split_sentences
-from tests.conftest import SEEDS
+from tests.helpers import SEEDS
 
 
 def word_count(text: str) -> int:

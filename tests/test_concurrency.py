@@ -7,23 +7,15 @@ server's worker threads, readers and writers come from their own threads over HT
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from qa.api import ApiSettings, create_app
-from qa.documents import iter_documents
-from qa.ingest import ingest_documents
-from qa.service import open_service
-from tests.conftest import SEEDS
-from tests.fakes import FakeEncoder
+from qa.search import SearchService
+from tests.helpers import AUTH, TOKEN, serve_in_thread
 
-TOKEN = "concurrency-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUESTION = "جيمس جيفري في بروكسل"
 CHURN_QUESTION = "quokka marmalade festival"
 # Long enough to be split into several passages, so that "half a document" could be observed.
@@ -34,21 +26,9 @@ WRITERS, CYCLES, READERS = 2, 12, 4
 
 
 @pytest.fixture
-def server(tmp_path: Path, fake_encoder: FakeEncoder) -> Iterator[str]:
-    service = open_service(tmp_path / "index", encoder=fake_encoder)
-    ingest_documents(service.index, fake_encoder, list(iter_documents([SEEDS])))
-    app = create_app(service, settings=ApiSettings(api_token=TOKEN))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(600):  # start-up takes milliseconds; this only bounds a broken start
-        if server.started or not thread.is_alive():
-            break
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=30)
+def server(service: SearchService) -> Iterator[str]:
+    with serve_in_thread(create_app(service, settings=ApiSettings(api_token=TOKEN))) as url:
+        yield url
 
 
 def add(client: httpx.Client, doc_id: str, text: str) -> httpx.Response:

@@ -23,7 +23,7 @@ from qa.documents import (
 from qa.errors import DocumentError
 from qa.language import detect_language
 from qa.metadata import Metadata
-from tests.conftest import SEEDS
+from tests.helpers import SEEDS
 
 
 def without_meta(doc: Document) -> Document:

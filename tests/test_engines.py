@@ -15,7 +15,7 @@ import pytest
 from embeddings.engines import load_encoder, resolve_engine, resolve_onnx_variant
 from embeddings.errors import ModelError
 from qa.reliability.serve import QaServe, qa_command
-from tests.conftest import REPO, SEEDS
+from tests.helpers import REPO, SEEDS
 
 
 def test_every_encoder_and_wrapper_has_the_whole_protocol(tmp_path):

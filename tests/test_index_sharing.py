@@ -25,31 +25,31 @@ import pytest
 from qa.index import open_index
 from qa.reliability.serve import QaServe, qa_command
 from qa.service import model_identity
-from tests.conftest import REPO, SEEDS
 from tests.fakes import FakeEncoder
-from tests.test_faults import BRUSSELS, INDEX_FILE, assert_consistent
+from tests.helpers import (
+    AUTH,
+    BRUSSELS,
+    INDEX_FILE,
+    SEEDS,
+    TOKEN,
+    assert_consistent,
+    qa_env,
+    small_disk,
+)
 
-TOKEN = "sharing-token-51c9"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SEED_COUNT = len(list(SEEDS.glob("*.txt")))
 
 
 def qa(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*qa_command(), *args], capture_output=True, text=True, timeout=timeout, env=_env(), **kwargs
+        [*qa_command(), *args], capture_output=True, text=True, timeout=timeout, env=qa_env(), **kwargs
     )
 
 
 def spawn_qa(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*qa_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+        [*qa_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=qa_env()
     )
-
-
-def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("QA_INDEX_DIR", None)
-    return env
 
 
 def document_ids(index_dir: Path) -> set[str]:
@@ -198,7 +198,7 @@ def test_a_writer_killed_at_a_random_moment_leaves_the_previous_or_the_complete_
 ) -> None:
     directory = tmp_path / "index"
     writer = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(directory)], stdout=subprocess.PIPE, text=True, env=_env()
+        [sys.executable, "-c", KILLED_WRITER, str(directory)], stdout=subprocess.PIPE, text=True, env=qa_env()
     )
     try:
         assert writer.stdout is not None
@@ -268,7 +268,7 @@ def _large_write(directory: Path, documents: int) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=qa_env(),
     )
 
 
@@ -329,8 +329,6 @@ def test_readers_during_a_large_write_and_a_compaction_see_before_or_after_and_d
 def test_qa_ingest_on_a_full_disk_says_so_in_one_line_and_keeps_the_index(
     seeded: Path, tmp_path: Path, free_kib: int
 ) -> None:
-    from tests.test_faults import small_disk
-
     with small_disk(tmp_path / "disk", "24m") as disk:
         directory = disk / "index"
         subprocess.run(["cp", "-a", str(seeded), str(directory)], check=True)

@@ -3,58 +3,29 @@ depth, and the settings that set them. Each has one clear outcome, never a 500."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from litestar.testing import TestClient
 
 from qa.api import ApiSettings, create_app
-from qa.api.settings import DEFAULT_MAX_API_DOCUMENT_BYTES, MAX_JSON_BYTES, RateLimit
+from qa.api.settings import DEFAULT_MAX_API_DOCUMENT_BYTES, MAX_JSON_BYTES, MAX_UPLOAD_BYTES, RateLimit
 from qa.api.validation import VISIBLE_CHARACTER
-from qa.documents import MAX_DOCUMENT_BYTES, document_from_text
-from qa.errors import ConfigurationError
-from qa.ingest import ingest_documents
+from qa.documents import MAX_DOCUMENT_BYTES
+from qa.errors import ConfigurationError, QuestionError
 from qa.search import MAX_QUESTION_CHARS, SearchService
-from qa.service import open_service
 from qa.textnorm import clean_text
-from tests.conftest import REPO
-from tests.fakes import FakeEncoder
+from tests.helpers import AUTH, SEED_IDS, TOKEN, assert_error
 
-TOKEN = "limits-token-90ad"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SMALL_LIMIT = 4096  # a document limit small enough to test both sides of it quickly
 
 
 @pytest.fixture
-def service(tmp_path: Path, fake_encoder: FakeEncoder) -> SearchService:
-    service = open_service(tmp_path / "index", encoder=fake_encoder)
-    text = "Mustafa met Jeffrey in Brussels. بحث مصطفى مع جيفري في بروكسل."
-    ingest_documents(service.index, fake_encoder, [document_from_text(text, id="b")])
-    return service
-
-
-@pytest.fixture
-def client(service: SearchService) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
-        yield client
-
-
-@pytest.fixture
-def small_client(service: SearchService) -> Iterator[TestClient]:
+def small_limit_client(service: SearchService) -> Iterator[TestClient]:
     settings = ApiSettings(api_token=TOKEN, max_document_bytes=SMALL_LIMIT)
     with TestClient(create_app(service, settings=settings)) as client:
         yield client
-
-
-def assert_error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status_code"] == status and isinstance(body["detail"], str) and body["detail"]
-    return body["detail"]
 
 
 def post_json(client: TestClient, url: str, raw: bytes, headers: dict | None = None) -> httpx.Response:
@@ -77,6 +48,18 @@ def test_a_json_body_at_the_limit_is_read_and_one_byte_more_is_413(client: TestC
 
 
 # -- question length, k and mode ----------------------------------------------------------------
+
+
+def test_the_service_answers_a_question_at_the_length_limit_and_refuses_one_more(service) -> None:
+    service.ask("a" * MAX_QUESTION_CHARS)
+    with pytest.raises(QuestionError, match=r"2001 characters.*limit is 2000"):
+        service.ask("a" * (MAX_QUESTION_CHARS + 1))
+
+
+@pytest.mark.parametrize("k", [0, 51, -1, True])
+def test_the_service_refuses_k_out_of_range(service, k) -> None:
+    with pytest.raises(QuestionError, match="k must be"):
+        service.ask("Brussels", k=k)
 
 
 def ask_three_ways(client: TestClient, question: str, k: object = 5) -> list[httpx.Response]:
@@ -168,25 +151,25 @@ def upload(client: TestClient, name: str, data: bytes) -> httpx.Response:
 
 
 def test_an_upload_at_the_document_limit_is_indexed_and_one_byte_more_is_413(
-    small_client: TestClient,
+    small_limit_client: TestClient,
 ) -> None:
     text = ("Quokkas visited Aleppo. " * SMALL_LIMIT).encode()
-    assert upload(small_client, "at-limit.txt", text[:SMALL_LIMIT]).status_code == 201
-    detail = assert_error(upload(small_client, "over.txt", text[: SMALL_LIMIT + 1]), 413)
+    assert upload(small_limit_client, "at-limit.txt", text[:SMALL_LIMIT]).status_code == 201
+    detail = assert_error(upload(small_limit_client, "over.txt", text[: SMALL_LIMIT + 1]), 413)
     assert "QA_MAX_API_DOCUMENT_BYTES" in detail and "qa ingest FILE" in detail
 
 
-def test_a_json_document_over_the_document_limit_is_413(small_client: TestClient) -> None:
-    response = small_client.post("/api/documents", json={"text": "ab" * SMALL_LIMIT}, headers=AUTH)
+def test_a_json_document_over_the_document_limit_is_413(small_limit_client: TestClient) -> None:
+    response = small_limit_client.post("/api/documents", json={"text": "ab" * SMALL_LIMIT}, headers=AUTH)
     assert "qa ingest" in assert_error(response, 413)
 
 
 def test_a_declared_upload_size_over_the_limit_is_413_before_the_body_is_read(
-    small_client: TestClient,
+    small_limit_client: TestClient,
 ) -> None:
     size = SMALL_LIMIT + 256 * 1024  # past the limit and any multipart framing
     headers = AUTH | {"content-type": "multipart/form-data; boundary=x"}
-    response = small_client.post("/api/documents", content=b"--x--\r\n".ljust(size), headers=headers)
+    response = small_limit_client.post("/api/documents", content=b"--x--\r\n".ljust(size), headers=headers)
     assert "qa ingest" in assert_error(response, 413)
 
 
@@ -194,10 +177,17 @@ def test_a_ten_megabyte_document_is_413_and_points_to_qa_ingest(client: TestClie
     paragraph = "بحث مصطفى مع جيفري التصعيد في إدلب. " * 20 + "\n\n"
     data = (paragraph * (10_000_000 // len(paragraph.encode()) + 1)).encode()
     assert len(data) > 10_000_000 > DEFAULT_MAX_API_DOCUMENT_BYTES
-    assert "qa ingest FILE" in assert_error(upload(client, "huge.txt", data), 413)
+    detail = assert_error(upload(client, "huge.txt", data), 413)
+    assert "qa ingest FILE" in detail and "2.0 MiB" in detail  # the default limit, in words
     as_json = post_json(client, "/api/documents", b'{"text": "' + data + b'"}', AUTH)
     assert "qa ingest FILE" in assert_error(as_json, 413)
-    assert client.get("/health").json()["documents"] == 1  # nothing was indexed
+    assert client.get("/health").json()["documents"] == len(SEED_IDS)  # nothing was indexed
+
+
+def test_a_multipart_body_past_the_largest_upload_is_413(client: TestClient) -> None:
+    data = b"a" * (MAX_UPLOAD_BYTES + 1024 * 1024)
+    response = client.post("/api/documents", files={"file": ("big.txt", data, "text/plain")}, headers=AUTH)
+    assert_error(response, 413)
 
 
 @pytest.mark.parametrize("name", ["notes.TXT", "page.Html", "readme.MD", "a.htm"])
@@ -242,35 +232,11 @@ def test_a_bad_rate_limit_is_a_configuration_error(text: str) -> None:
         RateLimit.parse(text)
 
 
-def test_the_document_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QA_MAX_API_DOCUMENT_BYTES", "123456")
-    assert ApiSettings.from_env().max_document_bytes == 123456
-    monkeypatch.delenv("QA_MAX_API_DOCUMENT_BYTES")
-    assert ApiSettings.from_env().max_document_bytes == DEFAULT_MAX_API_DOCUMENT_BYTES
-
-
 @pytest.mark.parametrize("raw", ["abc", "0", "-1", str(MAX_DOCUMENT_BYTES + 1), "2MB"])
 def test_a_bad_document_limit_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
     monkeypatch.setenv("QA_MAX_API_DOCUMENT_BYTES", raw)
     with pytest.raises(ConfigurationError, match="QA_MAX_API_DOCUMENT_BYTES must be a number of bytes"):
         ApiSettings.from_env()
-
-
-def test_qa_serve_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "QA_RATE_LIMIT": "lots", "QA_INDEX_DIR": str(tmp_path / "index")}
-    result = subprocess.run(
-        [sys.executable, "-c", "from qa.cli import main; main()", "serve", "--port", "0"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
-        "Error: QA_RATE_LIMIT must look like 60/minute (a positive number per second, minute, hour or day), "
-        "not 'lots'"
-    )
 
 
 # -- the documented question pattern ---------------------------------------------------------------

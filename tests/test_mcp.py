@@ -3,12 +3,8 @@ encoder (fast), then over stdio (`qa mcp`) and HTTP (`qa serve`) on the real mod
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +13,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 from litestar.testing import TestClient
 from mcp import ClientSession, StdioServerParameters
 from mcp.client import Client
@@ -27,34 +22,15 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult
 
 from qa.api import ApiSettings, create_app
-from qa.documents import iter_documents
-from qa.ingest import ingest_documents
 from qa.mcp import build_server
+from qa.reliability.serve import QaServe
 from qa.search import SearchService
-from qa.service import open_service
-from tests.conftest import REPO, SEEDS
-from tests.fakes import FakeEncoder
+from tests.helpers import AUTH, BRUSSELS, REPO, SEED_IDS, SEEDS, TOKEN, qa_env, serve_in_thread
 
-TOKEN = "mcp-test-token-9d2e"
-BRUSSELS = "002_b8689e71eb8b336f"
-SEED_IDS = sorted(path.stem for path in SEEDS.glob("*.txt"))
 READ_TOOLS = {"ask", "get_document", "list_documents"}
 WRITE_TOOLS = {"add_document", "remove_document"}
 CITATION_FIELDS = {"id", "title", "source", "published", "lang", "url", "author", "tags"}
 START_TIMEOUT_S = 600  # a bound for a hung start-up (model load on a busy machine), not a measurement
-
-
-def seeded_service(index_dir: Path, encoder: Any) -> SearchService:
-    service = open_service(index_dir, encoder=encoder)
-    ingest_documents(service.index, encoder, list(iter_documents([SEEDS])))
-    return service
-
-
-@pytest.fixture
-def service(tmp_path: Path, fake_encoder: FakeEncoder) -> Iterator[SearchService]:
-    service = seeded_service(tmp_path / "index", fake_encoder)
-    yield service
-    service.index.close()
 
 
 def run(session_factory, steps) -> Any:
@@ -253,29 +229,17 @@ def test_write_tools_add_and_remove_documents(service: SearchService) -> None:
 # -- streamable HTTP mounted in the app, fake encoder --------------------------------------------
 
 
-def serve_in_thread(app) -> Iterator[str]:
-    """`app` served by uvicorn in a thread on a free loopback port; yields the MCP endpoint's URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/mcp"
-    server.should_exit = True
-    thread.join(timeout=30)
-
-
 @pytest.fixture
 def http_url(service: SearchService) -> Iterator[str]:
-    yield from serve_in_thread(create_app(service, settings=ApiSettings(api_token=TOKEN)))
+    """MCP over streamable HTTP, mounted in the app served by uvicorn in a thread."""
+    with serve_in_thread(create_app(service, settings=ApiSettings(api_token=TOKEN))) as url:
+        yield f"{url}/mcp"
 
 
 @pytest.fixture
 def http_url_without_token(service: SearchService) -> Iterator[str]:
-    yield from serve_in_thread(create_app(service, settings=ApiSettings(api_token=None)))
+    with serve_in_thread(create_app(service, settings=ApiSettings(api_token=None))) as url:
+        yield f"{url}/mcp"
 
 
 def over_http(url: str, headers: dict[str, str] | None = None):
@@ -294,7 +258,7 @@ def over_http(url: str, headers: dict[str, str] | None = None):
 
 def test_http_lists_write_tools_only_to_a_client_with_the_token(http_url: str) -> None:
     assert run(over_http(http_url), tool_names) == READ_TOOLS
-    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    bearer = AUTH
     assert run(over_http(http_url, bearer), tool_names) == READ_TOOLS | WRITE_TOOLS
 
 
@@ -308,7 +272,7 @@ def test_http_asks_and_writes_with_the_token(http_url: str) -> None:
         removed = await session.call_tool("remove_document", {"id": "kites"})
         return asked, added, listed, removed
 
-    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    bearer = AUTH
     asked, added, listed, removed = run(over_http(http_url, bearer), steps)
     assert len(asked.structured_content["passages"]) == 2
     check_citation(asked.structured_content["passages"][0])
@@ -329,7 +293,7 @@ def test_http_refuses_a_wrong_token_as_the_api_does(http_url: str) -> None:
 def test_http_without_a_configured_token_is_read_only_whatever_the_client_sends(
     http_url_without_token: str,
 ) -> None:
-    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    bearer = AUTH
     assert run(over_http(http_url_without_token, bearer), tool_names) == READ_TOOLS
 
 
@@ -346,12 +310,6 @@ def test_http_refuses_a_foreign_host_header_on_a_loopback_server(http_url: str) 
 # -- the real model: `qa mcp` over stdio and `qa serve` over HTTP --------------------------------
 
 
-def child_env(index_dir: Path, **extra: str) -> dict[str, str]:
-    """This environment for a `qa` child process, with this checkout first on its path."""
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "QA_INDEX_DIR": str(index_dir), **extra}
-
-
 QA = [sys.executable, "-c", "from qa.cli import main; main()"]
 
 
@@ -359,7 +317,11 @@ QA = [sys.executable, "-c", "from qa.cli import main; main()"]
 def seeded_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index_dir = tmp_path_factory.mktemp("mcp") / "index"
     subprocess.run(
-        [*QA, "ingest", str(SEEDS)], env=child_env(index_dir), cwd=REPO, check=True, capture_output=True
+        [*QA, "ingest", str(SEEDS)],
+        env=qa_env(QA_INDEX_DIR=str(index_dir)),
+        cwd=REPO,
+        check=True,
+        capture_output=True,
     )
     return index_dir
 
@@ -368,7 +330,7 @@ def over_stdio(index_dir: Path, *flags: str):
     params = StdioServerParameters(
         command=sys.executable,
         args=[*QA[1:], "mcp", "--index", str(index_dir), *flags],
-        env=child_env(index_dir),
+        env=qa_env(),
     )
 
     @asynccontextmanager
@@ -464,7 +426,7 @@ def test_stdio_writes_nothing_but_protocol_to_standard_output(seeded_index: Path
     done = subprocess.run(
         [*QA, "mcp", "--index", str(seeded_index)],
         input=initialize,
-        env=child_env(seeded_index),
+        env=qa_env(),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -477,30 +439,8 @@ def test_stdio_writes_nothing_but_protocol_to_standard_output(seeded_index: Path
 @pytest.fixture(scope="module")
 def served(seeded_index: Path) -> Iterator[str]:
     """`qa serve` with the write token on a free port over the seeded index; yields the MCP URL."""
-    workdir = seeded_index.parent
-    stdout, stderr = workdir / "serve.out", workdir / "serve.err"
-    with stdout.open("w") as out, stderr.open("w") as err:
-        process = subprocess.Popen(
-            [*QA, "serve", "--host", "127.0.0.1", "--port", "0"],
-            env=child_env(seeded_index, QA_API_TOKEN=TOKEN),
-            cwd=REPO,
-            stdout=out,
-            stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not (printed := re.search(r"Serving on (http://\S+)", stdout.read_text())):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"qa serve did not start:\n{stderr.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield f"{printed.group(1)}/mcp"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with QaServe(seeded_index, seeded_index.parent / "logs", env={"QA_API_TOKEN": TOKEN}) as server:
+        yield f"{server.start(timeout_s=START_TIMEOUT_S)}/mcp"
 
 
 @pytest.mark.model
@@ -523,6 +463,6 @@ def test_http_of_qa_serve_writes_with_the_token(served: str) -> None:
         removed = await session.call_tool("remove_document", {"id": "kites"})
         return names, added, removed
 
-    names, added, removed = run(over_http(served, {"Authorization": f"Bearer {TOKEN}"}), steps)
+    names, added, removed = run(over_http(served, AUTH), steps)
     assert names == READ_TOOLS | WRITE_TOOLS
     assert added.structured_content["status"] == "added" and not removed.is_error

@@ -13,7 +13,7 @@ from embeddings.build import MANIFEST, build_model, packaged_weights_path
 from embeddings.encoder import model_fingerprint, resolve_model
 from embeddings.errors import ModelError
 from embeddings.packed import dequantize_q4_0, read_packed_model
-from tests.conftest import EVALDATA
+from tests.helpers import EVALDATA
 
 
 def test_dequantize_q4_0_follows_the_documented_block_layout():

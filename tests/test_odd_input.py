@@ -4,7 +4,6 @@ service and over HTTP (API and web form)."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -13,15 +12,13 @@ from litestar.testing import TestClient
 from mcp.client import Client
 from mcp_types import CallToolResult
 
-from qa.api import ApiSettings, create_app
 from qa.cli import main
 from qa.documents import document_from_text
 from qa.errors import DocumentError, QuestionError
-from qa.index import open_index
 from qa.ingest import ingest_documents
 from qa.mcp import build_server
 from qa.search import EMPTY_AFTER_CLEANING, SearchService
-from qa.service import model_identity
+from tests.helpers import AUTH
 
 ODD_TEXTS = {
     "bidi marks": "\u200fمن التقى\u200e Jeffrey \u202bفي بروكسل\u202c؟",
@@ -34,17 +31,6 @@ ODD_TEXTS = {
     "lone surrogate-free astral": "𝔅𝔯𝔲𝔰𝔰𝔢𝔩𝔰 𐎀",
     "combining marks": "بُرُوكْسِلْ جِيفْرِي",
 }
-
-
-@pytest.fixture
-def service(tmp_path, fake_encoder) -> SearchService:
-    index = open_index(tmp_path / "index", model_identity(fake_encoder))
-    ingest_documents(
-        index,
-        fake_encoder,
-        [document_from_text("Mustafa met Jeffrey in Brussels. بحث مصطفى مع جيفري في بروكسل.", id="b")],
-    )
-    return SearchService(index, fake_encoder)
 
 
 @pytest.mark.parametrize("question", ODD_TEXTS.values(), ids=ODD_TEXTS.keys())
@@ -60,18 +46,6 @@ def test_odd_questions_are_answered_without_error(service, question, mode):
 def test_empty_questions_are_refused(service, question):
     with pytest.raises(QuestionError, match="empty"):
         service.ask(question)
-
-
-def test_a_question_over_the_limit_is_refused_and_one_at_the_limit_is_not(service):
-    service.ask("a" * 2000)
-    with pytest.raises(QuestionError, match=r"2001 characters.*limit is 2000"):
-        service.ask("a" * 2001)
-
-
-@pytest.mark.parametrize("k", [0, 51, -1, True])
-def test_k_out_of_range_is_refused(service, k):
-    with pytest.raises(QuestionError, match="k must be"):
-        service.ask("Brussels", k=k)
 
 
 INDEXABLE = {name: text for name, text in ODD_TEXTS.items() if "\x00" not in text}
@@ -112,8 +86,6 @@ def test_a_ten_megabyte_document_is_indexed(service, fake_encoder):
 
 # -- over HTTP -------------------------------------------------------------------------------------
 
-TOKEN = "odd-token-1c4f"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Questions that cleaning empties: nothing to ask, so 400, like an empty one.
 INVISIBLE = {
     "nul": "\x00",
@@ -125,12 +97,6 @@ INVISIBLE = {
     "tatweel": "\u0640\u0640",
     "language tags": "\U000e0001\U000e0065\U000e006e",
 }
-
-
-@pytest.fixture
-def client(service: SearchService) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
-        yield client
 
 
 @pytest.mark.parametrize("question", ODD_TEXTS.values(), ids=ODD_TEXTS.keys())

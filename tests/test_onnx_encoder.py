@@ -22,7 +22,7 @@ import pytest
 from embeddings.encoder import model_fingerprint
 from embeddings.errors import ModelError
 from embeddings.onnx_files import MANIFEST_FILE, ONNX_SUBDIR
-from tests.conftest import REPO, SEEDS
+from tests.helpers import REPO, SEEDS
 
 # Measured on the varied set below (scripts/onnx_fidelity.py gives the same on its larger set):
 # float32 agrees to 1e-6; int8 (MatMul and embedding weights, FFN output kept in float32) had

@@ -19,8 +19,8 @@ from qa.lexical import query_terms
 from qa.reliability.serve import qa_command
 from qa.search import SearchService
 from qa.service import model_identity
-from tests.conftest import REPO, SEEDS
 from tests.fakes import FakeEncoder
+from tests.helpers import REPO, SEEDS
 
 SEED_QUESTIONS = [
     json.loads(line) for line in (REPO / "tests/data/seed_questions.jsonl").read_text().splitlines()

@@ -4,7 +4,6 @@ streaming replica."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -21,21 +20,12 @@ import pytest
 from qa.index import open_index
 from qa.index.postgres.embedded import EmbeddedPostgres, start_primary, start_replica
 from qa.reliability.serve import QaServe, qa_command
-from tests.conftest import REPO, SEEDS
-
-TOKEN = "workers-token-7d21"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("QA_INDEX_DIR", None)
-    return env
+from tests.helpers import AUTH, SEEDS, TOKEN, qa_env
 
 
 def ingest_seeds(url: str) -> None:
     run = subprocess.run(
-        [*qa_command(), "ingest", str(SEEDS), "--index", url], capture_output=True, text=True, env=_env()
+        [*qa_command(), "ingest", str(SEEDS), "--index", url], capture_output=True, text=True, env=qa_env()
     )
     assert run.returncode == 0, run.stderr
 
@@ -141,7 +131,10 @@ def test_a_writer_killed_mid_write_leaves_the_previous_state_or_the_whole_write(
 
     def writer(mode: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(
-            [sys.executable, "-c", _WRITER, postgres_url, mode], stdout=subprocess.PIPE, text=True, env=_env()
+            [sys.executable, "-c", _WRITER, postgres_url, mode],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=qa_env(),
         )
         assert process.stdout is not None and process.stdout.readline().strip() == "writing"
         return process

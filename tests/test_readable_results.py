@@ -21,8 +21,8 @@ from qa.ingest import ingest_documents
 from qa.reliability.serve import qa_command
 from qa.search import SearchService, _Candidate
 from qa.service import open_service
-from tests.conftest import SEEDS
 from tests.fakes import FakeEncoder
+from tests.helpers import SEEDS
 
 # One long article about the harbour (many passages, each sharing a sentence with the next) and
 # two short ones.
@@ -46,19 +46,19 @@ def overlapping_pairs(hits) -> list[tuple[int, int]]:
 
 
 @pytest.fixture
-def service(tmp_path: Path, fake_encoder: FakeEncoder) -> SearchService:
-    service = open_service(tmp_path / "index", encoder=fake_encoder)
+def harbour_service(tmp_path: Path, fake_encoder: FakeEncoder) -> SearchService:
+    harbour_service = open_service(tmp_path / "index", encoder=fake_encoder)
     documents = [document_from_text(HARBOUR, id="harbour")]
     documents += [document_from_text(text, id=doc_id) for doc_id, text in OTHERS.items()]
-    ingest_documents(service.index, fake_encoder, documents)
-    return service
+    ingest_documents(harbour_service.index, fake_encoder, documents)
+    return harbour_service
 
 
-def test_the_ranking_as_it_is_repeats_overlapping_passages_and_the_default_does_not(service):
+def test_the_ranking_as_it_is_repeats_overlapping_passages_and_the_default_does_not(harbour_service):
     question = "harbour of Tartus loaded ship wheat cranes"
-    raw = service.ask(question, k=10, mode="lexical", raw=True).passages
+    raw = harbour_service.ask(question, k=10, mode="lexical", raw=True).passages
     assert overlapping_pairs(raw), "the corpus must make the ranking repeat itself"
-    readable = service.ask(question, k=10, mode="lexical").passages
+    readable = harbour_service.ask(question, k=10, mode="lexical").passages
     assert not overlapping_pairs(readable)
     assert readable[0].start == raw[0].start  # the best one stays first
     # Later passages fill the places: every non-overlapping passage that matches is there.
@@ -68,41 +68,41 @@ def test_the_ranking_as_it_is_repeats_overlapping_passages_and_the_default_does_
 
 
 @pytest.mark.parametrize("cap", [1, 2])
-def test_at_most_n_passages_of_one_document(service, cap):
-    hits = service.ask("harbour of Tartus ship", k=10, mode="hybrid", per_document=cap).passages
+def test_at_most_n_passages_of_one_document(harbour_service, cap):
+    hits = harbour_service.ask("harbour of Tartus ship", k=10, mode="hybrid", per_document=cap).passages
     counts = {doc_id: sum(h.document.id == doc_id for h in hits) for doc_id in {h.document.id for h in hits}}
     assert max(counts.values()) <= cap
     assert len(hits) == cap + 2  # the harbour article up to the cap, and the two one-passage ones
 
 
 @pytest.mark.parametrize("bad", [0, 51, -1, True, 2.5, "1"])
-def test_a_bad_per_document_cap_is_refused(service, bad):
+def test_a_bad_per_document_cap_is_refused(harbour_service, bad):
     with pytest.raises(QuestionError, match="per_document must be a whole number from 1 to 50"):
-        service.ask("harbour", per_document=bad)
+        harbour_service.ask("harbour", per_document=bad)
 
 
 # -- the API and the web form --------------------------------------------------------------------
 
 
 @pytest.fixture
-def client(service: SearchService) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings=ApiSettings())) as client:
-        yield client
+def harbour_client(harbour_service: SearchService) -> Iterator[TestClient]:
+    with TestClient(create_app(harbour_service, settings=ApiSettings())) as harbour_client:
+        yield harbour_client
 
 
-def test_the_api_takes_per_document_and_raw(client):
+def test_the_api_takes_per_document_and_raw(harbour_client):
     body = {"question": "harbour of Tartus loaded ship wheat", "k": 6, "mode": "lexical"}
-    capped = client.post("/api/ask", json=body | {"per_document": 1}).json()["passages"]
+    capped = harbour_client.post("/api/ask", json=body | {"per_document": 1}).json()["passages"]
     assert sorted(hit["document"]["id"] for hit in capped) == ["council", "harbour", "market"]
-    raw = client.post("/api/ask", json=body | {"raw": True}).json()["passages"]
+    raw = harbour_client.post("/api/ask", json=body | {"raw": True}).json()["passages"]
     assert [hit["document"]["id"] for hit in raw[:4]] == ["harbour"] * 4  # neighbours, overlapping
-    got = client.get("/api/ask", params={"q": body["question"], "k": 6, "per_document": 1}).json()
+    got = harbour_client.get("/api/ask", params={"q": body["question"], "k": 6, "per_document": 1}).json()
     assert [hit["document"]["id"] for hit in got["passages"]] == [hit["document"]["id"] for hit in capped]
 
 
 @pytest.mark.parametrize("bad", [0, 51, "1", True, None])
-def test_the_api_refuses_a_bad_per_document_with_400(client, bad):
-    response = client.post("/api/ask", json={"question": "harbour", "per_document": bad})
+def test_the_api_refuses_a_bad_per_document_with_400(harbour_client, bad):
+    response = harbour_client.post("/api/ask", json={"question": "harbour", "per_document": bad})
     if bad is None:  # null: no cap
         assert response.status_code == 200
         return
@@ -110,11 +110,11 @@ def test_the_api_refuses_a_bad_per_document_with_400(client, bad):
     assert "per_document" in response.json()["detail"]
 
 
-def test_the_web_form_has_a_per_article_field(client):
-    page = client.get("/", params={"q": "harbour of Tartus ship", "k": "6", "per_document": "1"}).text
+def test_the_web_form_has_a_per_article_field(harbour_client):
+    page = harbour_client.get("/", params={"q": "harbour of Tartus ship", "k": "6", "per_document": "1"}).text
     assert 'name="per_document"' in page and 'value="1"' in page
     assert page.count('data-document="harbour"') == 1
-    refused = client.get("/", params={"q": "harbour", "per_document": "many"})
+    refused = harbour_client.get("/", params={"q": "harbour", "per_document": "many"})
     assert refused.status_code == 400 and "per_document must be a whole number" in refused.text
 
 
@@ -167,8 +167,8 @@ def test_a_body_sentence_close_to_the_headline_is_the_answer(fake_encoder, body_
     body_vector = _unit(body_closeness, np.sqrt(1 - body_closeness**2))
     body = SentenceVector(20, len(text), body_vector)
     candidate = _Candidate(StoredPassage(1, "ferry", 0, len(text)), [headline, body], 0, 1.0)
-    service = SearchService(index=None, encoder=fake_encoder)  # type: ignore[arg-type]
-    start, end = service._answer_span(candidate, document, question)
+    harbour_service = SearchService(index=None, encoder=fake_encoder)  # type: ignore[arg-type]
+    start, end = harbour_service._answer_span(candidate, document, question)
     assert text[start:end] == {"body": text[20:], "headline": text[:19]}[answer]
 
 

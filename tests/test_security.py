@@ -4,8 +4,6 @@ response, rate limiting and CORS (both set from the environment)."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -15,40 +13,52 @@ from litestar.testing import TestClient
 import qa.api.security
 from qa.api import ApiSettings, create_app
 from qa.api.headers import DEFAULT_CSP, DOCS_CSP, PAGE_CSP
-from qa.documents import document_from_text
-from qa.ingest import ingest_documents
 from qa.search import SearchService
-from qa.service import open_service
-from tests.fakes import FakeEncoder
-
-TOKEN = "security-token-e3b7"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-BRUSSELS_TEXT = "Mustafa met Jeffrey in Brussels. بحث مصطفى مع جيفري في بروكسل."
-
-
-@pytest.fixture
-def service(tmp_path: Path, fake_encoder: FakeEncoder) -> SearchService:
-    service = open_service(tmp_path / "index", encoder=fake_encoder)
-    ingest_documents(service.index, fake_encoder, [document_from_text(BRUSSELS_TEXT, id="brussels")])
-    return service
-
-
-@pytest.fixture
-def client(service: SearchService) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings=ApiSettings(api_token=TOKEN))) as client:
-        yield client
+from tests.helpers import AUTH, BRUSSELS, SEED_IDS, TOKEN, Page, assert_error
 
 
 def env_client(service: SearchService, monkeypatch: pytest.MonkeyPatch, **env: str) -> TestClient:
-    """A client of an app whose settings come from these environment variables (and no others)."""
-    for name in ("QA_API_TOKEN", "QA_CORS_ORIGINS", "QA_RATE_LIMIT", "QA_MAX_API_DOCUMENT_BYTES"):
-        monkeypatch.delenv(name, raising=False)
+    """A client of an app whose settings come from these environment variables (and no others:
+    conftest clears the rest)."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return TestClient(create_app(service))
 
 
 # -- the write token -------------------------------------------------------------------------------
+
+WRITES = [
+    ("POST", "/api/documents", {"json": {"text": "Quokkas visited Aleppo."}}),
+    ("POST", "/api/documents", {"files": {"file": ("q.txt", b"Quokkas visited Aleppo.")}}),
+    ("DELETE", f"/api/documents/{BRUSSELS}", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs"), WRITES)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}", "Bearer"])
+def test_write_without_the_right_token_is_401(
+    client: TestClient, method: str, url: str, kwargs: dict, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = client.request(method, url, headers=headers, **kwargs)
+    assert "QA_API_TOKEN" in assert_error(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/health").json()["documents"] == len(SEED_IDS)  # nothing was written
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs"), WRITES)
+def test_writes_are_403_when_no_token_is_configured(
+    client_without_token: TestClient, method: str, url: str, kwargs: dict
+) -> None:
+    response = client_without_token.request(method, url, headers=AUTH, **kwargs)
+    detail = assert_error(response, 403)
+    assert "QA_API_TOKEN" in detail and "qa ingest" in detail
+    assert client_without_token.get("/health").json()["writes_enabled"] is False
+
+
+def test_reads_need_no_token(client_without_token: TestClient) -> None:
+    assert client_without_token.get("/api/documents").status_code == 200
+    assert client_without_token.get("/api/ask", params={"q": "Brussels"}).status_code == 200
 
 
 def test_the_token_is_compared_in_constant_time(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,10 +83,11 @@ def test_the_token_is_compared_in_constant_time(client: TestClient, monkeypatch:
     ids=["prefix", "longer", "upper case", "suffix", "empty", "huge", "twice"],
 )
 def test_near_miss_tokens_are_refused(client: TestClient, authorization: str) -> None:
-    response = client.delete("/api/documents/brussels", headers={"Authorization": f"Bearer {authorization}"})
+    headers = {"Authorization": f"Bearer {authorization}"}
+    response = client.delete(f"/api/documents/{BRUSSELS}", headers=headers)
     assert response.status_code == 401
     assert TOKEN not in response.text  # the secret never comes back
-    assert client.get("/api/documents/brussels").status_code == 200
+    assert client.get(f"/api/documents/{BRUSSELS}").status_code == 200
 
 
 # -- upload names are never paths -----------------------------------------------------------------
@@ -117,19 +128,9 @@ def test_an_upload_named_after_a_system_file_is_refused_by_type(client: TestClie
 # -- escaping in the web page -----------------------------------------------------------------------
 
 
-class Elements(HTMLParser):
-    def __init__(self, html: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[tuple[str, dict[str, str | None]]] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.found.append((tag, dict(attrs)))
-
-
 def assert_inert(html: str) -> None:
     """No script, no image, no event-handler attribute: hostile text stayed text."""
-    elements = Elements(html).found
+    elements = Page(html).elements
     assert not [tag for tag, _ in elements if tag in ("script", "img", "iframe", "svg")]
     assert not [(tag, a) for tag, attrs in elements for a in attrs if a.lower().startswith("on")]
 
@@ -145,6 +146,8 @@ def test_a_hostile_document_shows_as_text_in_the_page(client: TestClient) -> Non
     page = client.get("/", params={"q": "Quokka festival", "k": "3"})
     assert page.status_code == 200
     assert_inert(page.text)
+    visible = Page(page.text).visible
+    assert HOSTILE_TITLE in visible and HOSTILE_TEXT in visible  # shown as text, title and passage alike
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
     # The source is shown as text for the citation, never as a link.
@@ -162,7 +165,14 @@ def test_a_hostile_document_shows_as_text_in_the_page(client: TestClient) -> Non
     ids=["question", "k in the error message", "too long question"],
 )
 def test_hostile_input_is_escaped_in_results_and_in_error_messages(client: TestClient, params: dict) -> None:
-    assert_inert(client.get("/", params=params).text)
+    page = client.get("/", params=params).text
+    assert_inert(page)
+    if len(params["q"]) <= 2000:  # the question stays in the form, as the value it was
+        assert ("input", params["q"]) in [(tag, attrs.get("value")) for tag, attrs in Page(page).elements]
+
+
+def test_pages_allow_no_script_at_all() -> None:
+    assert "default-src 'none'" in PAGE_CSP and "script-src" not in PAGE_CSP
 
 
 # -- security headers on every response ---------------------------------------------------------------
@@ -181,7 +191,7 @@ REQUESTS = {
     "ask": ("GET", "/api/ask?q=Brussels", {}, 200, DEFAULT_CSP),
     "bad question": ("POST", "/api/ask", {"json": {"question": ""}}, 400, DEFAULT_CSP),
     "unknown document": ("GET", "/api/documents/none", {}, 404, DEFAULT_CSP),
-    "no token": ("DELETE", "/api/documents/brussels", {}, 401, DEFAULT_CSP),
+    "no token": ("DELETE", f"/api/documents/{BRUSSELS}", {}, 401, DEFAULT_CSP),
     "too large": ("POST", "/api/ask", {"content": b"[" * (2**20 + 1)}, 413, DEFAULT_CSP),
     "wrong method": ("PUT", "/api/ask", {}, 405, DEFAULT_CSP),
     "unknown route": ("GET", "/nothing", {}, 404, DEFAULT_CSP),
@@ -224,7 +234,7 @@ def test_a_server_error_carries_them_too_and_the_server_goes_on(
     ("url", "methods"),
     [
         ("/api/documents", "GET, OPTIONS, POST"),
-        ("/api/documents/brussels", "DELETE, GET, OPTIONS"),
+        (f"/api/documents/{BRUSSELS}", "DELETE, GET, OPTIONS"),
         ("/api/ask", "GET, OPTIONS, POST"),
         ("/health", "GET, OPTIONS"),
     ],
@@ -260,13 +270,15 @@ def test_qa_rate_limit_answers_429_past_the_limit(
 # -- CORS ----------------------------------------------------------------------------------------------
 
 
-def preflight(client: TestClient, origin: str) -> httpx.Response:
+def preflight(
+    client: TestClient, origin: str, url: str = "/api/ask", headers: str = "content-type"
+) -> httpx.Response:
     return client.options(
-        "/api/ask",
+        url,
         headers={
             "Origin": origin,
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type",
+            "Access-Control-Request-Headers": headers,
         },
     )
 
@@ -294,3 +306,7 @@ def test_qa_cors_origins_allows_exactly_those_origins(
         other = client.get("/api/ask", params={"q": "Brussels"}, headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
         assert "access-control-allow-origin" not in preflight(client, "https://evil.example").headers
+        # A write from a browser app: its preflight lets the token's header through.
+        write = preflight(client, "https://chat.example", "/api/documents", "authorization, content-type")
+        assert write.status_code in (200, 204)
+        assert "authorization" in write.headers["access-control-allow-headers"].lower()

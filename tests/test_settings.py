@@ -1,6 +1,6 @@
 """Settings: declared once in qa/settings.py, read from the environment there only, documented in the
-README from the declarations, shown by `qa config` with secrets masked, and defaults that do not
-depend on the working directory."""
+README from the declarations, parsed with their rules, and defaults that do not depend on the
+working directory. `qa config` itself: tests/test_cli.py."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from qa import settings
-from qa.cli import main
+from qa.api.settings import DEFAULT_MAX_API_DOCUMENT_BYTES, ApiSettings
 from qa.config_cli import markdown_table
 from qa.errors import ConfigurationError
 from qa.reliability.serve import qa_command
+from tests.helpers import REPO, qa_env
 
-REPO = Path(__file__).resolve().parent.parent
 ENVIRONMENT_READ = re.compile(r"os\.environ|os\.getenv")
 
 
@@ -107,32 +107,17 @@ def test_passwords_in_urls_are_masked(url, shown):
     assert settings.mask_url(url) == shown
 
 
-def test_qa_config_shows_values_and_sources_with_secrets_masked(monkeypatch, tmp_path):
-    monkeypatch.setenv("QA_API_TOKEN", "tok-s3cret")
-    monkeypatch.setenv("QA_INDEX_DIR", "postgresql://qa:pw-s3cret@db/news")
-    monkeypatch.setenv("QA_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("QA_RATE_LIMIT", raising=False)
-    result = CliRunner().invoke(main, ["config", "--json"])
-    assert result.exit_code == 0, result.output
-    assert "s3cret" not in result.output
-    entries = {entry["name"]: entry for entry in json.loads(result.output)["settings"]}
-    assert list(entries) == [setting.name for setting in settings.SETTINGS]
-    assert entries["QA_API_TOKEN"] == {**entries["QA_API_TOKEN"], "value": "****", "source": "environment"}
-    assert entries["QA_INDEX_DIR"]["value"] == "postgresql://qa:****@db/news"
-    assert entries["QA_DATA_DIR"]["path"] == str(tmp_path)
-    assert entries["QA_MODEL"]["path"] == str(tmp_path / "models" / settings.MODEL_NAME)
-    assert entries["QA_RATE_LIMIT"] == {**entries["QA_RATE_LIMIT"], "value": None, "source": "default"}
-
-    text = CliRunner().invoke(main, ["config"])
-    assert text.exit_code == 0 and "s3cret" not in text.output
-    assert re.search(r"^QA_API_TOKEN\s+environment\s+\*\*\*\*$", text.output, re.MULTILINE)
-
-
-def test_qa_config_names_an_unusable_value_and_fails(monkeypatch):
-    monkeypatch.setenv("QA_ENGINE", "tensorflow")
-    result = CliRunner().invoke(main, ["config"])
-    assert result.exit_code == 1
-    assert "invalid: QA_ENGINE must be one of auto, onnx, torch" in result.output
+def test_the_api_settings_come_from_the_environment(monkeypatch):
+    assert ApiSettings.from_env() == ApiSettings(None, (), None, DEFAULT_MAX_API_DOCUMENT_BYTES)
+    monkeypatch.setenv("QA_API_TOKEN", " s3cret ")
+    monkeypatch.setenv("QA_CORS_ORIGINS", "https://a.example, https://b.example,")
+    monkeypatch.setenv("QA_RATE_LIMIT", "60/minute")
+    monkeypatch.setenv("QA_MAX_API_DOCUMENT_BYTES", "123456")
+    assert ApiSettings.from_env() == ApiSettings(
+        "s3cret", ("https://a.example", "https://b.example"), settings.RateLimit(60, "minute"), 123456
+    )
+    monkeypatch.setenv("QA_API_TOKEN", "")  # empty is unset
+    assert ApiSettings.from_env().api_token is None
 
 
 def test_children_get_the_environment_from_the_settings_module(monkeypatch):
@@ -156,8 +141,7 @@ def test_qa_run_from_any_folder_uses_the_one_built_model_and_builds_nothing(real
     elsewhere.mkdir()
     (tmp_path / "news.txt").write_text("The ceasefire in Idlib was agreed in Moscow.", encoding="utf-8")
     index_dir = tmp_path / "index"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("QA_INDEX_DIR", None)
+    env = qa_env()
 
     def qa(*args: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -175,3 +159,62 @@ def test_qa_run_from_any_folder_uses_the_one_built_model_and_builds_nothing(real
     recorded = json.loads((index_dir / "manifest.json").read_text())["model"]
     assert recorded["name"] == real_encoder.name == str(model_dir) and Path(recorded["name"]).is_absolute()
     assert (model_dir / "qa_model_manifest.json").read_text() == manifest  # not rebuilt
+
+
+# Every setting set to something that breaks a test that reads it: the developer's shell at its worst.
+HOSTILE = {
+    "QA_DATA_DIR": "/nonexistent/qa-data",
+    "QA_MODEL": "/nonexistent/model",
+    "QA_INDEX_DIR": "/nonexistent/index",
+    "QA_INDEX_READ_URL": "postgresql://nobody@127.0.0.1:1/none",
+    "QA_API_TOKEN": "x",
+    "QA_CORS_ORIGINS": "http://evil.example",
+    "QA_RATE_LIMIT": "1/minute",
+    "QA_MAX_API_DOCUMENT_BYTES": "1",
+    "QA_IDLE_TIMEOUT_S": "0.1",
+    "QA_ENGINE": "torch",
+    "QA_ONNX_VARIANT": "int8",
+    "QA_MODEL_PRECISION": "float32",
+    "QA_QUERY_BATCH": "1",
+    "QA_TORCH_THREADS": "1",
+    "QA_VECTOR_INDEX": "ivf",
+    "QA_VECTOR_INDEX_SWITCH_AT": "1",
+    "QA_HNSW_EF_SEARCH": "1",
+    "QA_IVF_PROBES": "1",
+    "QA_EVAL_DATA": "/nonexistent/evaldata",
+}
+# Tests that fail when a setting leaks into them: defaults, rate limit, CORS, the CLI's index and model.
+SENSITIVE = [
+    "tests/test_settings.py::test_the_api_settings_come_from_the_environment",
+    "tests/test_security.py::test_there_is_no_rate_limit_by_default",
+    "tests/test_security.py::test_cors_is_off_by_default",
+    "tests/test_cli.py::test_config_shows_values_and_sources_with_secrets_masked",
+    "tests/test_cli.py::test_ingest_takes_files_folders_and_jsonl",
+    "tests/test_cli.py::test_ask_json_is_the_api_shape",
+    "tests/test_limits.py::test_a_ten_megabyte_document_is_413_and_points_to_qa_ingest",
+]
+
+
+def test_the_tests_ignore_the_settings_of_the_shell_they_run_in(tmp_path):
+    """conftest.py clears every QA_* variable: a few tests that read settings pass with all of them
+    set to hostile values (the README, "Tests")."""
+    assert set(HOSTILE) == {setting.name for setting in settings.SETTINGS}, "give the new setting a value"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'run'}",
+            *SENSITIVE,
+        ],
+        env=qa_env(**HOSTILE),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert f"{len(SENSITIVE)} passed" in done.stdout
