@@ -8,17 +8,10 @@ from pathlib import Path
 
 import click
 
-from qa import settings
+from qa.cli_options import index_option
 from qa.errors import QAError
 
-INDEX_OPTION = click.option(
-    "--index",
-    "index_dir",
-    # A string, not a click.Path: a postgresql:// URL would lose its double slash as a path.
-    default=settings.INDEX_DIR.get,
-    show_default=settings.INDEX_DIR_SHOWN,
-    help="Index directory, or postgresql://user:password@host:port/db[?schema=name] (env QA_INDEX_DIR).",
-)
+INDEX_OPTION = index_option()
 
 
 class QAGroup(click.Group):

@@ -16,7 +16,7 @@ from embeddings.encoder import TextEncoder
 from qa.chunking import ChunkingSettings, Span, chunk_text
 from qa.documents import Document, Skipped
 from qa.errors import NotFoundError
-from qa.index import DocumentUpsert, IndexBackend, PassageUpsert, SentenceVector
+from qa.index import DocumentUpsert, IndexBackend, PassageUpsert, SentenceVector, StoredDocument
 from qa.lexical import lexical_text, written_words
 from qa.textnorm import clean_text
 
@@ -180,6 +180,27 @@ def _upsert(prepared: PreparedDocument) -> DocumentUpsert:
         words,
         doc.meta,
     )
+
+
+def add_document(index: IndexBackend, encoder: TextEncoder, document: Document) -> tuple[str, StoredDocument]:
+    """Index one document (the API's and MCP's writes): "added", "replaced" or "unchanged", and
+    the document as stored, which later answers cite. When a concurrent request has removed it
+    again, it is described as it was sent."""
+    report = ingest_documents(index, encoder, [document])
+    status = "added" if report.added else "replaced" if report.replaced else "unchanged"
+    with index.view() as view:
+        stored = view.document(document.id)
+    if stored is None:
+        stored = StoredDocument(
+            document.id,
+            document.title,
+            document.source,
+            "",
+            document.content_hash,
+            report.passages,
+            document.meta,
+        )
+    return status, stored
 
 
 def remove_document(index: IndexBackend, document_id: str) -> None:

@@ -9,23 +9,12 @@ from contextlib import contextmanager
 
 import click
 
-from qa import settings
+from qa.cli_options import READ_INDEX_OPTION, index_option
 
 
 @click.command()
-@click.option(
-    "--index",
-    "index_dir",
-    default=settings.INDEX_DIR.get,
-    show_default=settings.INDEX_DIR_SHOWN,
-    help="Index directory, or a postgresql:// URL (env QA_INDEX_DIR).",
-)
-@click.option(
-    "--read-index",
-    "read_index",
-    default=settings.INDEX_READ_URL.get,
-    help="A streaming replica of the PostgreSQL index to answer questions from (env QA_INDEX_READ_URL).",
-)
+@index_option("Index directory, or a postgresql:// URL (env QA_INDEX_DIR).")
+@READ_INDEX_OPTION
 @click.option(
     "--allow-writes",
     is_flag=True,

@@ -10,6 +10,7 @@ import click
 from litestar import Litestar
 
 from qa import settings
+from qa.cli_options import READ_INDEX_OPTION, index_option
 from qa.errors import ConfigurationError
 
 
@@ -44,20 +45,8 @@ class _QuietKnownStartupError(logging.Filter):
 
 
 @click.command()
-@click.option(
-    "--index",
-    "index_dir",
-    default=settings.INDEX_DIR.get,
-    show_default=settings.INDEX_DIR_SHOWN,
-    help="Index directory (created empty if missing), or a postgresql:// URL (env QA_INDEX_DIR).",
-)
-@click.option(
-    "--read-index",
-    "read_index",
-    default=settings.INDEX_READ_URL.get,
-    help="A streaming replica of the PostgreSQL index to answer questions from; writes still go to "
-    "--index (env QA_INDEX_READ_URL).",
-)
+@index_option("Index directory (created empty if missing), or a postgresql:// URL (env QA_INDEX_DIR).")
+@READ_INDEX_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one)."

@@ -29,8 +29,7 @@ from qa.api.security import require_write_token
 from qa.api.settings import MAX_JSON_BYTES, MAX_MULTIPART_BYTES, ApiSettings
 from qa.documents import UPLOAD_SUFFIXES, Document, document_from_text, document_from_upload
 from qa.errors import NotFoundError
-from qa.index import StoredDocument
-from qa.ingest import ingest_documents, remove_document
+from qa.ingest import add_document, remove_document
 from qa.metadata import parse_metadata
 from qa.search import SearchService
 
@@ -131,22 +130,9 @@ async def _received_document(request: Request, settings: ApiSettings) -> Callabl
 def _index_document(service: SearchService, build: Callable[[], Document]) -> DocumentWritten:
     document = build()
     try:
-        report = ingest_documents(service.index, service.encoder, [document])
+        status, stored = add_document(service.index, service.encoder, document)
     finally:
         release_free_memory()  # the encoder's temporary tensors, kept by malloc otherwise
-    status = "added" if report.added else "replaced" if report.replaced else "unchanged"
-    with service.index.view() as view:
-        stored = view.document(document.id)
-    if stored is None:  # removed again by a concurrent request
-        stored = StoredDocument(
-            document.id,
-            document.title,
-            document.source,
-            "",
-            document.content_hash,
-            report.passages,
-            document.meta,
-        )
     return DocumentWritten(status, DocumentSummary.of(stored))
 
 

@@ -18,10 +18,10 @@ from pydantic import Field, WithJsonSchema
 
 from qa.api.documents import MAX_OFFSET, MAX_PAGE
 from qa.api.memory import release_free_memory
-from qa.documents import Document, document_from_text
+from qa.documents import document_from_text
 from qa.errors import NotFoundError, QAError
 from qa.filters import FILTER_HELP, FILTER_KEYS, parse_filter
-from qa.ingest import ingest_documents, remove_document
+from qa.ingest import add_document, remove_document
 from qa.mcp.shapes import (
     DocumentInfo,
     DocumentList,
@@ -284,15 +284,10 @@ class SearchTools:
         document = document_from_text(text, id=id, title=title, source=source or DEFAULT_SOURCE, meta=meta)
         service = self._service()
         try:
-            report = ingest_documents(service.index, service.encoder, [document])
+            status, stored = add_document(service.index, service.encoder, document)
         finally:
             release_free_memory()  # the encoder's temporary tensors, kept by malloc otherwise
-        status = "added" if report.added else "replaced" if report.replaced else "unchanged"
-        with service.index.view() as view:
-            stored = view.document(document.id)
-        # Described as stored (what a later answer will cite), unless a concurrent request
-        # removed it again.
-        written = DocumentInfo.of(stored) if stored else _unstored(document, report.passages)
+        written = DocumentInfo.of(stored)
         return DocumentWritten(status, written)
 
     def remove_document(self, id: DocumentId) -> Annotated[CallToolResult, RemovedOutput]:
@@ -301,18 +296,3 @@ class SearchTools:
         except QAError as exc:
             return _error(str(exc))
         return _result(DocumentRemoved(id), f"Removed document {id} and its passages from the index.")
-
-
-def _unstored(document: Document, passages: int) -> DocumentInfo:
-    meta = document.meta
-    return DocumentInfo(
-        id=document.id,
-        title=document.title,
-        source=document.source,
-        published=meta.published,
-        lang=meta.lang,
-        url=meta.url,
-        author=meta.author,
-        tags=list(meta.tags),
-        passages=passages,
-    )

@@ -227,25 +227,38 @@ class FaissBackend:
                 np.zeros((len(queries), 0), dtype=np.int64),
             )
         k = min(k, len(self))
-        # The thread count is a per-thread OpenMP setting: set for this search, then restored, so
-        # that builds and batch searches on this thread keep all cores.
+        selector = exclude
+        if self._dead:
+            live = faiss.IDSelectorRange(*_LIVE_IDS)
+            selector = live if exclude is None else faiss.IDSelectorAnd(live, exclude)
+        params = self._parameters(
+            ef_search=max(self.ef_search, k), probes=int(self._index.nprobe) if self.lists else 0
+        )
+        return self._search(queries, k, params, selector)
+
+    def _parameters(self, *, ef_search: int, probes: int) -> faiss.SearchParameters:
+        """Search parameters of this index's kind: HNSW's candidate list, IVF's lists probed."""
+        if self.kind == "flat":
+            return faiss.SearchParameters()
+        if self.kind == "ivf":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = probes
+            return params
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = ef_search
+        return params
+
+    def _search(
+        self, queries: np.ndarray, k: int, params: faiss.SearchParameters, selector: faiss.IDSelector | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One FAISS search. `selector` must stay referenced until it returns (the caller's does).
+        The thread count is a per-thread OpenMP setting: set for this search, then restored, so
+        that builds and batch searches on this thread keep all cores."""
+        if selector is not None:
+            params.sel = selector
         previous_threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1 if len(queries) < _PARALLEL_SEARCH_ROWS else _SEARCH_THREADS)
         try:
-            if self.kind == "flat":
-                params = faiss.SearchParameters()
-            elif self.kind == "ivf":
-                params = faiss.SearchParametersIVF()
-                params.nprobe = int(self._index.nprobe)
-            else:
-                params = faiss.SearchParametersHNSW()
-                params.efSearch = max(self.ef_search, k)
-            selector = exclude
-            if self._dead:
-                live = faiss.IDSelectorRange(*_LIVE_IDS)
-                selector = live if exclude is None else faiss.IDSelectorAnd(live, exclude)
-            if selector is not None:
-                params.sel = selector
             return self._index.search(queries, k, params=params)
         finally:
             faiss.omp_set_num_threads(previous_threads)
@@ -266,22 +279,9 @@ class FaissBackend:
             order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             return np.take_along_axis(scores, order, axis=1), allowed[order]
         selector = faiss.IDSelectorBatch(allowed)
-        previous_threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1 if len(queries) < _PARALLEL_SEARCH_ROWS else _SEARCH_THREADS)
-        try:
-            if self.kind == "flat":
-                params = faiss.SearchParameters()
-            elif self.kind == "ivf":
-                params = faiss.SearchParametersIVF()
-                params.nprobe = self.lists
-            else:
-                params = faiss.SearchParametersHNSW()
-                share = len(allowed) / max(len(self), 1)
-                params.efSearch = min(max(int(self.ef_search / share), k), _FILTERED_EF_SEARCH_MAX)
-            params.sel = selector  # the selector must outlive the search: `selector` holds it
-            return self._index.search(queries, k, params=params)
-        finally:
-            faiss.omp_set_num_threads(previous_threads)
+        share = len(allowed) / max(len(self), 1)
+        widened = min(max(int(self.ef_search / share), k), _FILTERED_EF_SEARCH_MAX)
+        return self._search(queries, k, self._parameters(ef_search=widened, probes=self.lists), selector)
 
     @property
     def ef_search(self) -> int:
