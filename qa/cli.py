@@ -98,7 +98,7 @@ def model_info(as_json: bool) -> None:
 @INDEX_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths: tuple[Path, ...], index_dir: str, as_json: bool) -> None:
-    """Add files and folders to the index (.txt .md .html .jsonl).
+    """Add files and folders to the index (.txt .md .html .pdf .docx .jsonl).
 
     A document's id is its file name without extension. Unchanged documents are skipped,
     changed ones replaced; files that cannot be read are reported and the rest still ingested.

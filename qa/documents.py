@@ -22,7 +22,7 @@ from qa.chunking import is_boilerplate
 from qa.errors import DocumentError, UnsupportedTypeError
 from qa.folders import link_problem, walk
 from qa.language import detect_language
-from qa.metadata import Metadata, parse_metadata
+from qa.metadata import Metadata, is_web_url, parse_metadata
 from qa.textnorm import clean_text
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl")
@@ -200,7 +200,23 @@ def _make(
 
 
 def _parse(data: bytes, suffix: str, *, doc_id: str, source: str) -> Document:
-    """A Document from the bytes of a .txt, .md, .html, .htm, .pdf or .docx file."""
+    """A Document from the bytes of a .txt, .md, .html, .htm, .pdf or .docx file.
+
+    The extractors wrap the errors they know; anything else a third-party parser raises on a
+    strange file becomes a DocumentError too, so that one file never stops a batch (or gives
+    an upload a 500)."""
+    try:
+        return _extract(data, suffix, doc_id=doc_id, source=source)
+    except (DocumentError, MemoryError):
+        raise
+    except Exception as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise DocumentError(
+            f"could not be read ({type(exc).__name__}{': ' + detail if detail else ''})"
+        ) from exc
+
+
+def _extract(data: bytes, suffix: str, *, doc_id: str, source: str) -> Document:
     if suffix in BINARY_SUFFIXES:
         _check_size(len(data))
         if suffix == ".pdf":
@@ -251,10 +267,12 @@ def _jsonl_record(line: bytes, *, path: str, lineno: int) -> Document:
     source = _jsonl_field(record, "source") or _jsonl_field(record, "url") or f"{path}#{lineno}"
     assert doc_id is not None and text is not None  # checked above; for the type checker
     published = record.get("published")
+    url = record.get("url")
     meta = parse_metadata(
         published=record.get("date") if published is None else published,
         lang=record.get("lang"),
-        url=record.get("url"),
+        # Still the source when no source is given; a citation link only when it is a web address.
+        url=url if is_web_url(url) else None,
         author=record.get("author"),
         tags=record.get("tags"),
     )

@@ -18,6 +18,7 @@ from qa.documents import Document, Skipped
 from qa.errors import NotFoundError
 from qa.index import DocumentUpsert, IndexBackend, PassageUpsert, SentenceVector, StoredDocument
 from qa.lexical import lexical_text, written_words
+from qa.metadata import Metadata
 from qa.textnorm import clean_text
 
 
@@ -137,19 +138,27 @@ def ingest_documents(
             prepared[done.document.id] = done
         waiting.clear()
 
-    for item in _progress(items, progress, total):
-        if isinstance(item, Skipped):
-            report.failed.append(item)
-            continue
-        if known.get(item.id) == item.content_hash and item.id not in taken:
-            report.unchanged.append(item.id)
-            continue
+    same_content: list[Document] = []  # same text and title: unchanged unless source or metadata moved
+
+    def prepare(item: Document) -> None:
         taken.add(item.id)
         # A later copy of a document still waiting replaces it before it costs an embedding.
         waiting[:] = [chunked for chunked in waiting if chunked.document.id != item.id]
         waiting.append(chunk_document(item, encoder, index.chunking))
         if sum(len(chunked.texts) for chunked in waiting) >= _EMBED_GROUP_TEXTS:
             embed_waiting()
+
+    for item in _progress(items, progress, total):
+        if isinstance(item, Skipped):
+            report.failed.append(item)
+            continue
+        if known.get(item.id) == item.content_hash and item.id not in taken:
+            same_content.append(item)
+            continue
+        prepare(item)
+    for item in _described_anew(index, [d for d in same_content if d.id not in taken]):
+        prepare(item)
+    report.unchanged = [d.id for d in same_content if d.id not in taken]
     if waiting:
         embed_waiting()
 
@@ -160,6 +169,32 @@ def ingest_documents(
     report.passages = sum(len(p.passages) for p in prepared.values())
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _described_anew(index: IndexBackend, documents: list[Document]) -> list[Document]:
+    """Those of `documents` (same text and title as stored) whose source or metadata differ from
+    the stored ones: a filter must see the new values, so they are written again. A language
+    detected now is no difference: the stored one was detected from the same text, or is missing
+    (an index written before metadata, whose filters then cannot see it either way)."""
+    changed: list[Document] = []
+    with index.view() as view:
+        for first in range(0, len(documents), 500):
+            chunk = documents[first : first + 500]
+            stored = view.documents(d.id for d in chunk)
+            for document in chunk:
+                before = stored.get(document.id)
+                if before is not None and _described(before.source, before.meta, document.meta) != _described(
+                    document.source, document.meta, document.meta
+                ):
+                    changed.append(document)
+    return changed
+
+
+def _described(source: str, meta: Metadata, new: Metadata) -> tuple[str, dict[str, object]]:
+    fields = meta.to_dict()
+    if new.lang_detected:
+        fields.pop("lang", None)
+    return source, fields
 
 
 def _upsert(prepared: PreparedDocument) -> DocumentUpsert:

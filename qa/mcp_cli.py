@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import click
 
 from qa.cli_options import READ_INDEX_OPTION, index_option
+from qa.settings import mask_url
 
 
 @click.command()
@@ -37,6 +38,8 @@ def mcp(index_dir: str, read_index: str | None, allow_writes: bool) -> None:
 
     with _stdout_to_stderr():
         service = open_service(index_dir, create=allow_writes, read_location=read_index)
+    # Hosts start this command in a folder of their choosing: say which index it serves.
+    click.echo(f"qa mcp: serving {mask_url(service.index.location)} over stdio", err=True)
     try:
         build_server(lambda: service, writes=allow_writes).run("stdio")
     finally:

@@ -82,7 +82,15 @@ def parse_published(value: object, *, field: str = "published") -> str | None:
         )
     if moment.tzinfo is None:  # no zone given: read as UTC, the only choice that needs no guess
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by its zone
+        raise ValueError(f"{field} {value!r} is out of the range of dates") from None
+    # Four-digit years (strftime's %Y gives "999"), so that the text sorts as time does.
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
+    )
 
 
 def parse_lang(value: object) -> str | None:
@@ -94,11 +102,16 @@ def parse_lang(value: object) -> str | None:
     return value.strip().lower().replace("_", "-")
 
 
+# Between tags given as one string ("syria, un"), as keyword fields of files separate them.
+TAG_SEPARATORS = re.compile(r"[,;،؛]")
+
+
 def parse_tags(value: object) -> tuple[str, ...]:
-    """Distinct tags in the order given, each stripped; a list of strings (or one string)."""
+    """Distinct tags in the order given, each stripped; a list of strings, or one string of
+    tags separated by , ; ، or ؛ (as keyword fields of files give them)."""
     if value is None:
         return ()
-    items = [value] if isinstance(value, str) else value
+    items = TAG_SEPARATORS.split(value) if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(tag, str) for tag in items):
         raise ValueError("tags must be a list of strings")
     tags = tuple(dict.fromkeys(tag.strip() for tag in items if tag.strip()))
@@ -123,6 +136,17 @@ def _short_text(value: object, name: str, limit: int) -> str | None:
     return text or None
 
 
+def is_web_url(url: object) -> bool:
+    return isinstance(url, str) and re.match(r"^https?://\S", url.strip(), re.IGNORECASE) is not None
+
+
+def _web_url(url: str | None) -> str | None:
+    """Only http(s) URLs: a citation link a chat front end renders must not run script."""
+    if url is not None and not is_web_url(url):
+        raise ValueError(f"url {url[:80]!r} is not an http:// or https:// address")
+    return url
+
+
 def parse_metadata(
     *,
     published: object = None,
@@ -137,7 +161,7 @@ def parse_metadata(
         return Metadata(
             published=parse_published(published),
             lang=parse_lang(lang),
-            url=_short_text(url, "url", MAX_URL_CHARS),
+            url=_web_url(_short_text(url, "url", MAX_URL_CHARS)),
             author=_short_text(author, "author", MAX_AUTHOR_CHARS),
             tags=parse_tags(tags),
         )

@@ -197,7 +197,8 @@ def mask_secret(text: str) -> str:
 
 
 def mask_url(text: str) -> str:
-    """A URL with its password (in the user part, or a `password=` parameter) replaced by ****."""
+    """A URL with its password (in the user part, or a parameter such as `password=` or
+    `sslpassword=`) replaced by ****."""
     if "://" not in text:
         return text
     parts = urlsplit(text)
@@ -209,8 +210,8 @@ def mask_url(text: str) -> str:
         netloc = f"{user}@{host}"
     query = parts.query
     pairs = parse_qsl(query, keep_blank_values=True)
-    if any(key == "password" for key, _ in pairs):
-        query = urlencode([(k, MASK if k == "password" else v) for k, v in pairs], safe="*")
+    if any(key.endswith("password") for key, _ in pairs):
+        query = urlencode([(k, MASK if k.endswith("password") else v) for k, v in pairs], safe="*")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
@@ -267,8 +268,8 @@ INDEX_READ_URL: Setting[str | None] = Setting(
 )
 API_TOKEN: Setting[str | None] = Setting(
     "QA_API_TOKEN",
-    "bearer token that `qa serve` requires for `POST`/`DELETE /api/documents`; unset or empty: writes "
-    "answer 403",
+    "bearer token that `qa serve` requires for `POST`/`DELETE /api/documents` and for the MCP write "
+    "tools at `/mcp`; unset or empty: writes answer 403 (and MCP lists no write tools)",
     "unset",
     _token,
     _none,

@@ -384,7 +384,7 @@ def test_jsonl_metadata_fields_are_read(tmp_path):
     items = list(iter_documents([path]))
     first, second, skipped = items
     assert first.meta.published == "2019-01-02" and first.meta.tags == ("un",) and first.meta.author == "Ali"
-    assert first.source == "u" and first.meta.url == "u"
+    assert first.source == "u" and first.meta.url is None  # the source still; not a web address to cite
     assert second.meta.published == "2019-01-03T09:00:00Z" and second.meta.lang == "ar"
     assert "published 'yesterday' is not an ISO 8601" in skipped.reason
 
@@ -437,3 +437,57 @@ def test_the_cli_filters_and_the_answer_survives_a_filter_that_keeps_it(dated_se
     elsewhere = _cli_ask(dated_seeds, "--before", brussels_date)
     assert elsewhere and all(hit["document"]["published"] < brussels_date for hit in elsewhere)
     assert all(hit["document"]["id"] != BRUSSELS for hit in elsewhere)
+
+
+# -- edges found in review ------------------------------------------------------------------------
+
+
+def test_dates_at_the_ends_of_the_calendar_are_a_clear_error_or_a_padded_year(tmp_path):
+    assert parse_metadata(published="0999-05-01T10:00:00").published == "0999-05-01T10:00:00Z"
+    with pytest.raises(QuestionError, match="out of the range of dates"):
+        parse_filter({"published_after": "0001-01-01T00:00:00+01:00"})
+    path = tmp_path / "edge.jsonl"
+    rows = [
+        {"id": "ok", "text": "fine"},
+        {"id": "far", "text": "x", "published": "9999-12-31T23:30:00-02:00"},
+    ]
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    ok, skipped = list(iter_documents([path]))
+    assert ok.id == "ok" and "out of the range of dates" in skipped.reason
+
+
+def test_the_api_and_the_form_answer_calendar_edges_without_a_500(client):
+    response = client.post(
+        "/api/ask", json={"question": "envoy", "filter": {"published_before": "9999-12-31T23:00:00-05:00"}}
+    )
+    assert response.status_code == 400 and "out of the range of dates" in response.text
+    assert client.get("/", params={"q": "envoy", "until": "9999-12-31"}).status_code == 200
+
+
+def test_a_language_filter_matches_regional_codes(index_location, fake_encoder):
+    documents = [
+        news("sa", "الرياض\nالتقى المبعوث الوزير في الرياض.", "SPA", None, lang="ar-SA"),
+        news("en", "Riyadh\nThe envoy met the minister in Riyadh.", "AP", None, lang="en"),
+    ]
+    with open_index(index_location, model_identity(fake_encoder)) as index:
+        ingest_documents(index, fake_encoder, documents)
+        assert found(index, fake_encoder, "dense", lang=["ar"]) == {"sa"}
+        assert found(index, fake_encoder, "lexical", lang=["ar"]) == {"sa"}
+        assert found(index, fake_encoder, "dense", lang=["ar-sa"]) == {"sa"}
+        assert found(index, fake_encoder, "dense", lang=["ar-eg"]) == set()
+
+
+def test_a_new_source_or_metadata_is_written_even_when_the_text_is_the_same(news_index, fake_encoder):
+    moved = Document(NEWS[0].id, NEWS[0].title, NEWS[0].text, "AP", NEWS[0].meta)
+    report = ingest_documents(news_index, fake_encoder, [moved, NEWS[1]])
+    assert report.replaced == ["r1"] and report.unchanged == ["r2"]
+    assert found(news_index, fake_encoder, "dense", sources=["AP"]) == {"r1"}
+
+
+def test_citation_urls_are_web_addresses_and_tags_may_be_one_string():
+    from qa.errors import DocumentError
+
+    with pytest.raises(DocumentError, match="is not an http"):
+        parse_metadata(url="javascript:alert(1)")
+    assert parse_metadata(url="https://news.example/a").url == "https://news.example/a"
+    assert parse_metadata(tags="syria, un؛ geneva").tags == ("syria", "un", "geneva")

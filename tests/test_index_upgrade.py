@@ -182,21 +182,29 @@ def _drop_metadata(store_path: Path) -> None:
 
 
 def test_an_index_written_before_metadata_gets_its_columns_on_open(tmp_path: Path) -> None:
-    from qa.documents import Document
+    from qa.documents import Document, document_from_text
     from qa.filters import SearchFilter
     from qa.index.local import store
     from qa.ingest import ingest_documents
+    from qa.language import detect_language
     from qa.metadata import Metadata
 
     encoder = FakeEncoder()
     directory = tmp_path / "index"
+    text = "Mustafa met the American envoy Jeffrey in Brussels to discuss the situation in Idlib."
     with open_index(directory, model_identity(encoder)) as index:
-        ingest_documents(index, encoder, [Document("old", "Old", "Mustafa met Jeffrey in Brussels.", "s")])
+        ingest_documents(index, encoder, [Document("old", "Old", text, "s")])
     _drop_metadata(directory / store.STORE_FILE)
     with open_index(directory, model_identity(encoder)) as index:
+        # Ingesting the same document again (its language detected anew) finds nothing changed.
+        again = document_from_text(text, id="old", title="Old", source="s")
+        assert ingest_documents(index, encoder, [again]).unchanged == ["old"]
+        assert SearchService(index, encoder).ask("Jeffrey", filter=SearchFilter(langs=("en",))).passages
         with index.view() as view:
             old = view.document("old")
-            assert old is not None and old.meta == Metadata()
+            assert old is not None
+            # The language is detected at the upgrade from the text, as ingest does; nothing else.
+            assert old.meta == Metadata(lang=detect_language(old.text)) and old.meta.lang == "en"
         tagged = Document("new", "New", "The envoy met the committee in Geneva.", "s", Metadata(tags=("un",)))
         ingest_documents(index, encoder, [tagged])
         service = SearchService(index, encoder)

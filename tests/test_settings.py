@@ -99,6 +99,7 @@ def test_parsing_keeps_its_rules_and_messages(monkeypatch):
     [
         ("postgresql://qa:s3cret@db:5432/news?schema=a", "postgresql://qa:****@db:5432/news?schema=a"),
         ("postgresql://db/news?password=s3cret&schema=a", "postgresql://db/news?password=****&schema=a"),
+        ("postgresql://db/news?sslpassword=key-pass", "postgresql://db/news?sslpassword=****"),
         ("postgresql://qa@db/news", "postgresql://qa@db/news"),
         ("/srv/index", "/srv/index"),
     ],

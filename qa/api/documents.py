@@ -123,7 +123,8 @@ async def _received_document(request: Request, settings: ApiSettings) -> Callabl
     raise HTTPException(
         status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         detail=f"unsupported content type {media_type or '(none)'!r}: send application/json "
-        '{"text": ..., "id"?, "title"?, "source"?} or multipart/form-data with a file in the field \'file\'',
+        '{"text": ..., "id"?, "title"?, "source"?, "published"?, "lang"?, "url"?, "author"?, "tags"?} '
+        "or multipart/form-data with a file in the field 'file'",
     )
 
 

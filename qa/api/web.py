@@ -45,9 +45,11 @@ def _form_filter(source: str | None, since: str | None, until: str | None) -> Se
     before = None
     if until and until.strip():
         try:
-            before = (date.fromisoformat(until.strip()) + timedelta(days=1)).isoformat()
+            last = date.fromisoformat(until.strip())
         except ValueError:
             raise QuestionError(f"until must be a date such as 2019-01-31, not {until!r}") from None
+        # The calendar's last day has no day after it: it bounds nothing.
+        before = (last + timedelta(days=1)).isoformat() if last < date.max else None
     try:
         return filter_from_options(
             sources=source.strip() if source else None, published_after=since, published_before=before

@@ -10,11 +10,10 @@ file's properties drops that one value, because the text is still worth indexing
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from qa.errors import DocumentError
-from qa.metadata import MAX_TAG_CHARS, MAX_TAGS, Metadata, parse_metadata
+from qa.metadata import MAX_TAG_CHARS, MAX_TAGS, TAG_SEPARATORS, Metadata, parse_metadata
 
 
 @dataclass(frozen=True)
@@ -28,14 +27,13 @@ class Extracted:
 
 
 # Keyword lists are comma- or semicolon-separated in practice (Arabic documents use "،" and "؛").
-_TAG_SEPARATORS = re.compile(r"[,;،؛]")
 
 
 def split_tags(values: list[str] | tuple[str, ...]) -> list[str]:
     """Tags from keyword fields such as "a, b; c", in order, without empties or over-long ones."""
     tags: list[str] = []
     for value in values:
-        for tag in _TAG_SEPARATORS.split(value):
+        for tag in TAG_SEPARATORS.split(value):
             tag = " ".join(tag.split())
             if tag and len(tag) <= MAX_TAG_CHARS:
                 tags.append(tag)
@@ -56,6 +54,6 @@ def lenient_metadata(
     for name, value in (("published", published), ("lang", lang), ("url", url), ("author", author)):
         try:
             values[name] = getattr(parse_metadata(**{name: value}), name)
-        except DocumentError:
+        except (DocumentError, ValueError):
             values[name] = None
     return Metadata(tags=tuple(split_tags(tags)), **values)  # type: ignore[arg-type]

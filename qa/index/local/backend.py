@@ -219,6 +219,7 @@ def _upgrade_in_place(directory: Path) -> None:
     path = directory / store.STORE_FILE
     if not os.access(path, os.W_OK) or not os.access(directory, os.W_OK):
         return
+    from qa.language import detect_language
     from qa.lexical import written_words
 
     with storage_errors(directory, "upgrade"):
@@ -231,7 +232,7 @@ def _upgrade_in_place(directory: Path) -> None:
                 return
             with file_lock(directory / WRITE_LOCK):
                 if store.metadata_missing(connection):
-                    store.add_metadata(connection)
+                    store.add_metadata(connection, detect_language)
                 if store.words_missing(connection):
                     store.add_words(connection, written_words)
         except sqlite3.DatabaseError:

@@ -191,14 +191,21 @@ def has_metadata(connection: sqlite3.Connection) -> bool:
     return set(METADATA_COLUMNS) <= columns
 
 
-def add_metadata(connection: sqlite3.Connection) -> None:
-    """Add the metadata columns and the tags table, in one transaction (documents keep none)."""
+def add_metadata(connection: sqlite3.Connection, language_of: Callable[[str], str | None]) -> None:
+    """Add the metadata columns and the tags table, and each document's language detected from
+    its text as ingest does (a `lang` filter then sees it, and re-ingesting it finds nothing
+    changed), in one transaction."""
     connection.execute("BEGIN IMMEDIATE")
     try:
         if metadata_missing(connection):
             for statement in METADATA_SCHEMA.split(";"):
                 if statement.strip():
                     connection.execute(statement)
+            rows = connection.execute("SELECT id, text FROM documents").fetchall()
+            found = [(language_of(text), document_id) for document_id, text in rows]
+            connection.executemany(
+                "UPDATE documents SET lang = ? WHERE id = ?", [row for row in found if row[0] is not None]
+            )
         connection.execute("COMMIT")
     except BaseException:
         rollback_quietly(connection)
@@ -367,7 +374,13 @@ class StoreReader:
         if within.tags is not None:
             among("d.id", within.tags, "SELECT document_id FROM document_tags WHERE tag IN")
         if within.langs is not None:
-            among("d.lang", within.langs)
+            # "ar" also matches the regional "ar-sa" a Word file may give.
+            primary = "CASE WHEN instr(d.lang, '-') > 0 THEN substr(d.lang, 1, instr(d.lang, '-') - 1) END"
+            clauses.append(
+                "(d.lang IN (SELECT value FROM json_each(?)) OR "
+                f"{primary} IN (SELECT value FROM json_each(?)))"
+            )
+            parameters += [json.dumps(list(within.langs))] * 2
         if within.published_after is not None:
             clauses.append("d.published >= ?")
             parameters.append(within.published_after)

@@ -18,7 +18,8 @@ _CONDITIONS: tuple[tuple[str, str], ...] = (
     ("documents", "d.id = ANY({})"),
     ("sources", "d.source = ANY({})"),
     ("tags", "d.tags && {}::text[]"),  # overlap: any of the listed tags
-    ("langs", "d.lang = ANY({})"),
+    # "ar" also matches the regional "ar-sa" a Word file may give (one placeholder, used twice).
+    ("langs", "(d.lang = ANY({0}) OR split_part(d.lang, '-', 1) = ANY({0}))"),
     # ISO text that sorts as time (qa.metadata); NULL (no date) fails both, as the filter says.
     ("published_after", "d.published >= {}"),
     ("published_before", "d.published < {}"),
@@ -35,7 +36,8 @@ def filter_condition(within: SearchFilter | None) -> tuple[sql.Composable, dict[
         if value is None:
             continue
         name = f"filter_{key}"
-        conditions.append(sql.SQL(template).format(sql.Placeholder(name)))
+        placeholder = sql.Placeholder(name)
+        conditions.append(sql.SQL(template).format(placeholder, placeholder))
         parameters[name] = list(value) if isinstance(value, tuple) else value
     if not conditions:
         return sql.SQL("true"), {}

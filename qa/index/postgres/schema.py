@@ -209,11 +209,26 @@ def migrate(connection: psycopg.Connection, schema: str, meta: dict[str, Any], d
         if version < 2:
             connection.execute(sql.SQL(_METADATA_COLUMNS).format(schema=name))
             connection.execute(sql.SQL(_METADATA_INDEXES).format(schema=name))
+            _detect_languages(connection, name)
         if version < SCHEMA_VERSION:
             connection.execute(
                 sql.SQL("UPDATE {}.meta SET schema_version = %s").format(name), (SCHEMA_VERSION,)
             )
     meta["schema_version"] = SCHEMA_VERSION
+
+
+def _detect_languages(connection: psycopg.Connection, schema: sql.Identifier) -> None:
+    """The language of each document written before metadata, detected from its text as ingest
+    does: a `lang` filter sees them, and re-ingesting them finds nothing changed."""
+    from qa.language import detect_language
+
+    rows = connection.execute(sql.SQL("SELECT id, text FROM {}.documents").format(schema)).fetchall()
+    found = [(detect_language(text), document_id) for document_id, text in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql.SQL("UPDATE {}.documents SET lang = %s WHERE id = %s").format(schema),
+            [row for row in found if row[0] is not None],
+        )
 
 
 def _refuse_newer(version: int, display: str) -> None:
