@@ -38,23 +38,6 @@ class SearchFilter:
     def is_empty(self) -> bool:
         return self == SearchFilter()
 
-    def to_dict(self) -> dict[str, object]:
-        """The keys that are set, in the request's own shape (lang as "lang")."""
-        shown: dict[str, object] = {}
-        for key, value in (
-            ("documents", self.documents),
-            ("sources", self.sources),
-            ("tags", self.tags),
-            ("lang", self.langs),
-        ):
-            if value is not None:
-                shown[key] = list(value)
-        if self.published_after:
-            shown["published_after"] = self.published_after
-        if self.published_before:
-            shown["published_before"] = self.published_before
-        return shown
-
 
 def _strings(value: object, key: str) -> tuple[str, ...]:
     """A list of non-empty strings (one string counts as a list of one)."""

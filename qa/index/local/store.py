@@ -353,34 +353,24 @@ class StoreReader:
 
     def _filter_sql(self, within: SearchFilter) -> tuple[str, list[object]]:
         """The WHERE condition on documents `d` that `within` means, and its bound values."""
+        # Each list goes as one bound JSON array read by json_each: any number of values in one variable.
+        listed = "(SELECT value FROM json_each(?))"
+        primary_lang = "CASE WHEN instr(d.lang, '-') > 0 THEN substr(d.lang, 1, instr(d.lang, '-') - 1) END"
         clauses: list[str] = []
         parameters: list[object] = []
-
-        def among(expression: str, values: Sequence[str], through: str = "") -> None:
-            # json_each over one bound JSON array: any number of values in one variable.
-            values_sql = "(SELECT value FROM json_each(?))"
-            clauses.append(
-                f"{expression} IN ({through} {values_sql})" if through else f"{expression} IN {values_sql}"
-            )
-            parameters.append(json.dumps(list(values)))
-
-        if within.documents is not None:
-            among("d.id", within.documents)
-        if within.sources is not None:
-            among("d.source", within.sources)
         metadata_filters = (within.tags, within.langs, within.published_after, within.published_before)
         if not self._metadata and any(value is not None for value in metadata_filters):
             return "0", []  # no document of an index without metadata has any
-        if within.tags is not None:
-            among("d.id", within.tags, "SELECT document_id FROM document_tags WHERE tag IN")
-        if within.langs is not None:
-            # "ar" also matches the regional "ar-sa" a Word file may give.
-            primary = "CASE WHEN instr(d.lang, '-') > 0 THEN substr(d.lang, 1, instr(d.lang, '-') - 1) END"
-            clauses.append(
-                "(d.lang IN (SELECT value FROM json_each(?)) OR "
-                f"{primary} IN (SELECT value FROM json_each(?)))"
-            )
-            parameters += [json.dumps(list(within.langs))] * 2
+        for values, condition in (
+            (within.documents, f"d.id IN {listed}"),
+            (within.sources, f"d.source IN {listed}"),
+            (within.tags, f"d.id IN (SELECT document_id FROM document_tags WHERE tag IN {listed})"),
+            # "ar" also matches the regional "ar-sa" a Word file may give (the array bound twice).
+            (within.langs, f"(d.lang IN {listed} OR {primary_lang} IN {listed})"),
+        ):
+            if values is not None:
+                clauses.append(condition)
+                parameters += [json.dumps(list(values))] * condition.count("?")
         if within.published_after is not None:
             clauses.append("d.published >= ?")
             parameters.append(within.published_after)
